@@ -1,0 +1,21 @@
+package main
+import (
+ _ "github.com/alibabacloud-go/kms-20160120/v3/client"
+ _ "github.com/alibabacloud-go/oos-20190601/v4/client"
+ _ "github.com/aliyun/credentials-go/credentials"
+ _ "github.com/aliyun/credentials-go/credentials/providers"
+ _ "github.com/hanwen/go-fuse/v2/fs"
+ _ "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+ _ "sigs.k8s.io/secrets-store-csi-driver/pkg/util/fileutil"
+ _ "github.com/jmespath/go-jmespath"
+ _ "github.com/patrickmn/go-cache"
+ _ "golang.org/x/sync/singleflight"
+ _ "golang.org/x/time/rate"
+ _ "github.com/prometheus/client_golang/prometheus"
+ _ "github.com/prometheus/client_golang/prometheus/promhttp"
+ _ "sigs.k8s.io/yaml"
+ _ "go.uber.org/goleak"
+ _ "google.golang.org/grpc"
+ _ "google.golang.org/grpc/health"
+)
+func main(){}
