@@ -1,0 +1,82 @@
+// Command csi-secrets-store-provider-alibabacloud is the one binary of the
+// project. It wires flags, environment and signals to the packages; it holds
+// no logic of its own. Subcommands: serve (default), mount, dev, doctor,
+// version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Stamped at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const usage = `usage: csi-secrets-store-provider-alibabacloud <command> [flags]
+
+commands:
+  serve    serve the provider socket for the Secrets Store CSI Driver (default)
+  mount    mount a read-only FUSE view of SecretProviderClass files on this node
+  dev      run an Alibaba Cloud emulator with demo secrets, serve and mount a demo
+  doctor   check a SecretProviderClass against the real services and explain failures
+  version  print the version, commit and Go version
+
+Run "csi-secrets-store-provider-alibabacloud <command> -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, args)
+	case "mount":
+		err = runMount(ctx, args)
+	case "dev":
+		err = runDev(ctx, args)
+	case "doctor":
+		return runDoctor(ctx, args)
+	case "version":
+		printVersion(os.Stdout)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			return 2
+		}
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a bad flag or argument (exit code 2).
+type usageError struct{ error }

@@ -1,0 +1,284 @@
+// Package csi owns the provider side of the Secrets Store CSI Driver's gRPC
+// protocol (provider/v1alpha1): the unix socket, Version and Mount. A Mount
+// parses the untrusted attributes, asks auth for the identity, asks fetch for
+// every object through the node-wide cache, and answers with files and one
+// object version per file, or one error naming every failed object.
+package csi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+)
+
+// ProviderName is the SecretProviderClass spec.provider this serves.
+const ProviderName = "alibabacloud"
+
+// Attribute keys kubelet and the driver add to MountRequest.attributes.
+const (
+	AttrPodName        = "csi.storage.k8s.io/pod.name"
+	AttrPodNamespace   = "csi.storage.k8s.io/pod.namespace"
+	AttrPodUID         = "csi.storage.k8s.io/pod.uid"
+	AttrServiceAccount = "csi.storage.k8s.io/serviceAccount.name"
+	AttrSPC            = "secretProviderClass"
+)
+
+// MaxAttributesBytes bounds the attributes and secrets JSON of one Mount.
+const MaxAttributesBytes = 256 << 10
+
+// IdentityResolver picks the identity of a Mount (auth.Resolver).
+type IdentityResolver interface {
+	Resolve(ctx context.Context, m auth.MountInfo) (*auth.Identity, error)
+}
+
+// Observer receives one measurement per Mount (metrics).
+type Observer interface {
+	Mount(outcome string, d time.Duration)
+	Panic(where string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Mount(string, time.Duration) {}
+func (nopObserver) Panic(string)                {}
+
+// Server implements v1alpha1.CSIDriverProviderServer.
+type Server struct {
+	v1alpha1.UnimplementedCSIDriverProviderServer
+	Fetcher  *fetch.Fetcher
+	Identity IdentityResolver
+	Log      *slog.Logger
+	Observer Observer
+	// Version is reported as runtime_version (semver).
+	RuntimeVersion string
+	// Policy, when set, is asked before any upstream call.
+	Policy Policy
+}
+
+// Policy decides whether a pod may mount an object (auth's namespace policy).
+type Policy interface {
+	Allow(namespace, serviceAccount string, t fetch.ObjectType, name string) error
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+func (s *Server) obs() Observer {
+	if s.Observer == nil {
+		return nopObserver{}
+	}
+	return s.Observer
+}
+
+// Version answers the driver's health check.
+func (s *Server) Version(_ context.Context, req *v1alpha1.VersionRequest) (*v1alpha1.VersionResponse, error) {
+	v := strings.TrimPrefix(s.RuntimeVersion, "v")
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		v = "0.0.0-dev" // the driver wants semver
+	}
+	return &v1alpha1.VersionResponse{Version: "v1alpha1", RuntimeName: "csi-secrets-store-provider-alibabacloud", RuntimeVersion: v}, nil
+}
+
+// Mount returns the files of one volume.
+func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v1alpha1.MountResponse, err error) {
+	start := time.Now()
+	log := s.log()
+	outcome := "error"
+	var pod, ns string
+	var nObjects int
+	var cacheSummary string
+	defer func() {
+		d := time.Since(start)
+		s.obs().Mount(outcome, d)
+		attrs := []any{"pod", pod, "namespace", ns, "objects", nObjects, "cache", cacheSummary, "duration", d.Round(time.Microsecond).String(), "outcome", outcome}
+		if err != nil {
+			log.Warn("mount failed", append(attrs, "code", status.Code(err).String(), "error", status.Convert(err).Message())...)
+		} else {
+			log.Info("mount", attrs...)
+		}
+	}()
+
+	attrs, err := parseJSONMap("attributes", req.GetAttributes())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	pod, ns = attrs[AttrPodName], attrs[AttrPodNamespace]
+	secrets, err := parseJSONMap("secrets", req.GetSecrets())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	mode, err := parseMode(req.GetPermission())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	spec, err := fetch.ParseParameters(attrs)
+	if err != nil {
+		outcome = "invalid"
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	nObjects = len(spec.Objects)
+	for _, n := range spec.Notes {
+		log.Info("class note", "pod", pod, "namespace", ns, "note", n)
+	}
+	if s.Policy != nil {
+		for _, o := range spec.Objects {
+			if err := s.Policy.Allow(ns, attrs[AttrServiceAccount], o.Type, o.Name); err != nil {
+				outcome = "denied"
+				return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
+			}
+		}
+	}
+	id, err := s.Identity.Resolve(ctx, auth.MountInfo{
+		PodName: pod, PodNamespace: ns, PodUID: attrs[AttrPodUID],
+		ServiceAccount: attrs[AttrServiceAccount], Secrets: secrets, Attributes: attrs,
+	})
+	if err != nil {
+		outcome = "identity"
+		return nil, status.Error(identityCode(err), "credentials: "+err.Error())
+	}
+	log.Debug("identity chosen", "pod", pod, "namespace", ns, "mode", string(id.Mode), "principal", id.Principal, "reason", id.Reason)
+
+	files, results, err := s.Fetcher.Fetch(ctx, id, spec)
+	cacheSummary = summarize(results)
+	if err != nil {
+		outcome = "fetch"
+		return nil, status.Error(grpcCode(err), err.Error())
+	}
+	fetch.SortFiles(files)
+	resp = &v1alpha1.MountResponse{}
+	for _, f := range files {
+		resp.Files = append(resp.Files, &v1alpha1.File{Path: f.Path, Mode: mode, Contents: f.Data.Reveal()})
+		resp.ObjectVersion = append(resp.ObjectVersion, &v1alpha1.ObjectVersion{Id: f.ID, Version: f.Version})
+	}
+	outcome = "success"
+	return resp, nil
+}
+
+func summarize(rs []fetch.ObjectResult) string {
+	counts := map[fetch.Outcome]int{}
+	for _, r := range rs {
+		if r.Outcome != "" {
+			counts[r.Outcome]++
+		}
+	}
+	var parts []string
+	for _, o := range []fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeError} {
+		if counts[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", o, counts[o]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseJSONMap parses a JSON object of strings; "", "null" and "{}" are empty.
+func parseJSONMap(field, s string) (map[string]string, error) {
+	if len(s) > MaxAttributesBytes {
+		return nil, fmt.Errorf("%s: %d bytes, over the limit of %d", field, len(s), MaxAttributesBytes)
+	}
+	t := strings.TrimSpace(s)
+	if t == "" || t == "null" {
+		return map[string]string{}, nil
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(t), &m); err != nil {
+		// Never echo the input: secrets holds credentials.
+		return nil, fmt.Errorf("%s: not a JSON object of strings", field)
+	}
+	return m, nil
+}
+
+// parseMode reads the request's permission (JSON of an os.FileMode, "420").
+// A missing or zero permission becomes 0644, never 0.
+func parseMode(p string) (int32, error) {
+	p = strings.TrimSpace(p)
+	if p == "" || p == "null" {
+		return 0o644, nil
+	}
+	n, err := strconv.ParseUint(p, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("permission: %q is not a file mode number", p)
+	}
+	m := os.FileMode(n).Perm()
+	if m == 0 {
+		return 0o644, nil
+	}
+	return int32(m), nil
+}
+
+func identityCode(err error) codes.Code {
+	switch fetch.KindOf(err) {
+	case fetch.KindInvalid:
+		return codes.InvalidArgument
+	case fetch.KindPermission:
+		return codes.PermissionDenied
+	case fetch.KindUnavailable, fetch.KindThrottled:
+		return codes.Unavailable
+	case fetch.KindDeadline:
+		return codes.DeadlineExceeded
+	}
+	return codes.Unauthenticated
+}
+
+func grpcCode(err error) codes.Code {
+	k := fetch.KindOf(err)
+	var me *fetch.MountError
+	if errors.As(err, &me) {
+		k = me.Kind()
+	}
+	switch k {
+	case fetch.KindInvalid:
+		return codes.InvalidArgument
+	case fetch.KindNotFound:
+		return codes.NotFound
+	case fetch.KindPermission:
+		return codes.PermissionDenied
+	case fetch.KindUnauthenticated:
+		return codes.Unauthenticated
+	case fetch.KindThrottled:
+		return codes.ResourceExhausted
+	case fetch.KindUnavailable:
+		return codes.Unavailable
+	case fetch.KindDeadline:
+		return codes.DeadlineExceeded
+	case fetch.KindCanceled:
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+// RecoverInterceptor turns a handler panic into an Internal error, logged
+// with its stack (never the request) and counted.
+func RecoverInterceptor(log *slog.Logger, obs Observer) grpc.UnaryServerInterceptor {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				obs.Panic(info.FullMethod)
+				log.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
+				resp, err = nil, status.Error(codes.Internal, "internal error (a panic, logged with its stack)")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}

@@ -1,0 +1,425 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+)
+
+// RoleAssumer assumes a RAM role on top of a base identity (crossAccountRoleArn).
+type RoleAssumer interface {
+	AssumeRole(ctx context.Context, base *auth.Identity, roleArn string) (*auth.Identity, error)
+}
+
+// RetryPolicy bounds retries of throttled and unavailable calls.
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts, default 4
+	Base        time.Duration // first backoff cap, default 100ms
+	Max         time.Duration // backoff cap, default 5s
+}
+
+// FetcherOptions configure a Fetcher.
+type FetcherOptions struct {
+	Region      string // default region (--region, or the node's)
+	KMSEndpoint string // --kms-endpoint; empty: kms-vpc.<region>.aliyuncs.com
+	OOSEndpoint string // --oos-endpoint; empty: oos-vpc.<region>.aliyuncs.com
+	// AllowedKMSEndpoints are extra glob patterns (path.Match) for per-object
+	// kmsEndpoint, on top of the built-in Alibaba Cloud patterns.
+	AllowedKMSEndpoints  []string
+	MaxConcurrentFetches int     // node-wide, default 16
+	KMSQPS, OOSQPS       float64 // node-wide client-side limits, default 20
+	KMSBurst, OOSBurst   int     // default 2x QPS
+	Retry                RetryPolicy
+	Roles                RoleAssumer
+	Observer             Observer
+}
+
+// Fetcher resolves a Spec for an identity through the cache, fetching the
+// objects in parallel under a node-wide concurrency bound and rate limits.
+type Fetcher struct {
+	cache  *Cache
+	source Source
+	opts   FetcherOptions
+	sem    chan struct{}
+	limit  map[ObjectType]*rate.Limiter
+	obs    Observer
+}
+
+// NewFetcher wires a cache and a source.
+func NewFetcher(cache *Cache, source Source, opts FetcherOptions) *Fetcher {
+	if opts.MaxConcurrentFetches <= 0 {
+		opts.MaxConcurrentFetches = 16
+	}
+	if opts.KMSQPS <= 0 {
+		opts.KMSQPS = 20
+	}
+	if opts.OOSQPS <= 0 {
+		opts.OOSQPS = 20
+	}
+	if opts.KMSBurst <= 0 {
+		opts.KMSBurst = max(1, int(2*opts.KMSQPS))
+	}
+	if opts.OOSBurst <= 0 {
+		opts.OOSBurst = max(1, int(2*opts.OOSQPS))
+	}
+	if opts.Retry.MaxAttempts <= 0 {
+		opts.Retry.MaxAttempts = 4
+	}
+	if opts.Retry.Base <= 0 {
+		opts.Retry.Base = 100 * time.Millisecond
+	}
+	if opts.Retry.Max <= 0 {
+		opts.Retry.Max = 5 * time.Second
+	}
+	if opts.Observer == nil {
+		opts.Observer = NopObserver{}
+	}
+	return &Fetcher{
+		cache: cache, source: source, opts: opts,
+		sem: make(chan struct{}, opts.MaxConcurrentFetches),
+		limit: map[ObjectType]*rate.Limiter{
+			TypeKMS: rate.NewLimiter(rate.Limit(opts.KMSQPS), opts.KMSBurst),
+			TypeOOS: rate.NewLimiter(rate.Limit(opts.OOSQPS), opts.OOSBurst),
+		},
+		obs: opts.Observer,
+	}
+}
+
+// Cache returns the fetcher's cache.
+func (f *Fetcher) Cache() *Cache { return f.cache }
+
+// File is one file of a mount: a relative path, its bytes and the upstream
+// version it came from.
+type File struct {
+	Path    string
+	ID      string // object_version id: "<type>/<path>"
+	Data    Bytes
+	Version string
+}
+
+// ObjectResult reports how one object was served (for logs and doctor).
+type ObjectResult struct {
+	Object  *Object
+	Key     Key
+	Outcome Outcome
+	Entry   *Entry
+	Err     error
+}
+
+// ObjectError is one failed object of a mount.
+type ObjectError struct {
+	Object *Object
+	Err    error
+}
+
+// MountError aggregates every failed object of one mount: all or nothing.
+type MountError struct {
+	Total    int
+	Failures []ObjectError
+}
+
+func (e *MountError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d objects failed: ", len(e.Failures), e.Total)
+	for i, f := range e.Failures {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Object.Ref())
+		b.WriteString(": ")
+		b.WriteString(f.Err.Error())
+	}
+	return b.String()
+}
+
+// Kind is the most actionable kind among the failures.
+func (e *MountError) Kind() Kind {
+	order := []Kind{KindInvalid, KindPermission, KindUnauthenticated, KindNotFound, KindThrottled, KindUnavailable, KindDeadline, KindCanceled}
+	seen := map[Kind]bool{}
+	for _, f := range e.Failures {
+		seen[KindOf(f.Err)] = true
+	}
+	for _, k := range order {
+		if seen[k] {
+			return k
+		}
+	}
+	return KindInternal
+}
+
+// Unwrap exposes each failure for errors.Is/As.
+func (e *MountError) Unwrap() []error {
+	out := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		out[i] = f.Err
+	}
+	return out
+}
+
+// Key returns the cache key of an object for an identity, after checking the
+// object's region and endpoint. It makes no upstream call.
+func (f *Fetcher) Key(id *auth.Identity, spec *Spec, o *Object) (Key, Target, error) {
+	region := spec.Region
+	if region == "" {
+		region = f.opts.Region
+	}
+	if region == "" {
+		return Key{}, Target{}, &Error{Kind: KindInvalid, Message: "no region: set the class parameter region (e.g. cn-hangzhou) or the provider's --region"}
+	}
+	ep, err := f.endpoint(o, region)
+	if err != nil {
+		return Key{}, Target{}, err
+	}
+	t := Target{Type: o.Type, Name: o.Name, Version: o.Version, VersionLabel: o.VersionLabel, Region: region, Endpoint: ep}
+	return Key{Identity: id.Fingerprint, Region: region, Endpoint: ep, Type: o.Type, Name: o.Name, Selector: o.Selector()}, t, nil
+}
+
+// builtinKMSEndpoints are the Alibaba Cloud KMS endpoints a class may name.
+var builtinKMSEndpoints = regexp.MustCompile(`^(kst-[a-z0-9]{3,64}\.cryptoservice\.kms\.aliyuncs\.com|kms(-vpc)?\.[a-z0-9-]{2,40}\.aliyuncs\.com)(:443)?$`)
+
+func (f *Fetcher) endpoint(o *Object, region string) (string, error) {
+	if o.KMSEndpoint != "" {
+		if !f.KMSEndpointAllowed(o.KMSEndpoint) {
+			return "", &Error{Kind: KindInvalid, Service: TypeKMS, Message: fmt.Sprintf(
+				"kmsEndpoint %q is not an Alibaba Cloud KMS endpoint (kst-<id>.cryptoservice.kms.aliyuncs.com or kms[-vpc].<region>.aliyuncs.com); an operator can allow more with --allowed-kms-endpoints",
+				truncate(o.KMSEndpoint, 64))}
+		}
+		return o.KMSEndpoint, nil
+	}
+	switch o.Type {
+	case TypeOOS:
+		if f.opts.OOSEndpoint != "" {
+			return f.opts.OOSEndpoint, nil
+		}
+	default:
+		if f.opts.KMSEndpoint != "" {
+			return f.opts.KMSEndpoint, nil
+		}
+	}
+	return DefaultEndpoint(o.Type, region), nil
+}
+
+// KMSEndpointAllowed checks a per-object kmsEndpoint (untrusted: it comes from
+// attributes) against the built-in patterns and --allowed-kms-endpoints.
+func (f *Fetcher) KMSEndpointAllowed(ep string) bool {
+	e := strings.ToLower(ep)
+	if strings.Contains(e, "://") {
+		return false
+	}
+	if builtinKMSEndpoints.MatchString(e) {
+		return true
+	}
+	for _, p := range f.opts.AllowedKMSEndpoints {
+		if ok, _ := path.Match(strings.ToLower(strings.TrimSpace(p)), e); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch serves every object of spec for id: all files, or a *MountError
+// naming every failed object. Objects are fetched in parallel through the
+// cache.
+func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]File, []ObjectResult, error) {
+	results := make([]ObjectResult, len(spec.Objects))
+	var wg sync.WaitGroup
+	for i, o := range spec.Objects {
+		results[i].Object = o
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, o)
+		}()
+	}
+	wg.Wait()
+
+	var files []File
+	me := &MountError{Total: len(spec.Objects)}
+	for i := range results {
+		r := &results[i]
+		if r.Err != nil {
+			me.Failures = append(me.Failures, ObjectError{r.Object, hint(r.Object, r.Key, r.Err)})
+			continue
+		}
+		of, err := ObjectFiles(r.Object, r.Entry)
+		if err != nil {
+			r.Err = err
+			me.Failures = append(me.Failures, ObjectError{r.Object, err})
+			continue
+		}
+		files = append(files, of...)
+	}
+	if len(me.Failures) > 0 {
+		return nil, results, me
+	}
+	return files, results, nil
+}
+
+func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, Outcome, error) {
+	if o.CrossAccountRoleArn != "" {
+		if f.opts.Roles == nil {
+			return Key{}, nil, OutcomeError, &Error{Kind: KindInvalid, Message: "crossAccountRoleArn is not supported by this provider's configuration"}
+		}
+		assumed, err := f.opts.Roles.AssumeRole(ctx, id, o.CrossAccountRoleArn)
+		if err != nil {
+			return Key{}, nil, OutcomeError, err
+		}
+		id = assumed
+	}
+	k, t, err := f.Key(id, spec, o)
+	if err != nil {
+		return k, nil, OutcomeError, err
+	}
+	e, out, err := f.cache.Get(ctx, k, f.FetchFunc(id, t))
+	return k, e, out, err
+}
+
+// FetchFunc is the cache's fetch path for one target: the node-wide rate
+// limit and concurrency bound, and bounded retries with full jitter.
+func (f *Fetcher) FetchFunc(id *auth.Identity, t Target) FetchFunc {
+	return func(ctx context.Context) (Result, error) {
+		var last error
+		for attempt := 0; attempt < f.opts.Retry.MaxAttempts; attempt++ {
+			if attempt > 0 {
+				d := backoff(f.opts.Retry, attempt, last)
+				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+					return Result{}, last
+				}
+				f.obs.Retry(t.Type, KindOf(last))
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return Result{}, last
+				}
+			}
+			res, err := f.once(ctx, id, t)
+			if err == nil {
+				return res, nil
+			}
+			last = err
+			if !KindOf(err).Retryable() || ctx.Err() != nil {
+				return Result{}, err
+			}
+		}
+		return Result{}, last
+	}
+}
+
+func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	start := time.Now()
+	if err := f.limit[t.Type].Wait(ctx); err != nil {
+		return Result{}, &Error{Kind: KindDeadline, Service: t.Type, Message: fmt.Sprintf("the node's client-side rate limit (--%s-qps) would delay this call past the request's deadline", t.Type), Err: err}
+	}
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, &Error{Kind: KindDeadline, Service: t.Type, Message: "waited for a free fetch slot (--max-concurrent-fetches) until the deadline", Err: ctx.Err()}
+	}
+	if w := time.Since(start); w > time.Millisecond {
+		f.obs.RateLimitWait(t.Type, w)
+	}
+	callStart := time.Now()
+	res, err := f.source.Get(ctx, id, t)
+	<-f.sem
+	code := ""
+	if err != nil {
+		code = errCode(err)
+	}
+	f.obs.UpstreamCall(t.Type, t.Name, code, time.Since(callStart))
+	return res, err
+}
+
+func backoff(p RetryPolicy, attempt int, last error) time.Duration {
+	ceil := p.Base << (attempt - 1)
+	if ceil > p.Max || ceil <= 0 {
+		ceil = p.Max
+	}
+	d := time.Duration(rand.Int64N(int64(ceil) + 1)) // full jitter
+	var e *Error
+	if errors.As(last, &e) && e.RetryAfter > d {
+		d = min(e.RetryAfter, 2*p.Max)
+	}
+	return d
+}
+
+// hint adds the fix to an object's failure: the RAM action for a denial,
+// the object name for not-found, the deadline for a timeout.
+func hint(o *Object, k Key, err error) error {
+	switch KindOf(err) {
+	case KindPermission:
+		res := "acs:kms:" + k.Region + ":*:secret/" + o.Name
+		if o.Type == TypeOOS {
+			res = "acs:oos:" + k.Region + ":*:secretparameter/" + o.Name
+		}
+		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o.Type), res)
+	case KindNotFound:
+		what := "secret"
+		if o.Type == TypeOOS {
+			what = "encrypted parameter"
+		}
+		return fmt.Errorf("%w; check that the %s %q (and any objectVersion/objectVersionLabel) exists in region %s", err, what, o.Name, k.Region)
+	case KindUnauthenticated:
+		return fmt.Errorf("%w; the credential was rejected: check the AccessKey pair or the role session", err)
+	case KindThrottled:
+		return fmt.Errorf("%w; upstream kept throttling after retries: lower --%s-qps or raise the account's quota", err, o.Type)
+	}
+	return err
+}
+
+// ObjectFiles turns one object's cached value into its files: the whole
+// value, then one file per jmesPath entry.
+func ObjectFiles(o *Object, e *Entry) ([]File, error) {
+	files := []File{{Path: o.File, ID: string(o.Type) + "/" + o.File, Data: e.Data, Version: e.Version}}
+	if len(o.jmes) == 0 {
+		return files, nil
+	}
+	var doc any
+	if err := json.Unmarshal(e.Data, &doc); err != nil {
+		return nil, &Error{Kind: KindInvalid, Message: "jmesPath needs a JSON value, but this object's value is not JSON; remove jmesPath or store JSON"}
+	}
+	for j, expr := range o.jmes {
+		v, err := searchJMES(expr, doc)
+		if err != nil {
+			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q failed to evaluate", j, truncate(o.JMESPath[j].Path, 64))}
+		}
+		s, ok := v.(string)
+		if !ok {
+			what := "nothing"
+			if v != nil {
+				what = "a " + jsonKind(v)
+			}
+			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q yields %s, not a string; point it at a string field", j, truncate(o.JMESPath[j].Path, 64), what)}
+		}
+		files = append(files, File{Path: o.JMESFiles[j], ID: string(o.Type) + "/" + o.JMESFiles[j], Data: Bytes(s), Version: e.Version})
+	}
+	return files, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "JSON object"
+	case []any:
+		return "JSON array"
+	case float64:
+		return "number"
+	case bool:
+		return "boolean"
+	}
+	return "non-string value"
+}
+
+// SortFiles orders files by path (stable responses).
+func SortFiles(fs []File) { sort.Slice(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path }) }

@@ -1,0 +1,82 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+// FuzzParseParameters: no input panics, every rejection is a ValidationError
+// naming a field, and every accepted spec has clean, unique file names.
+func FuzzParseParameters(f *testing.F) {
+	for _, c := range BadInputs {
+		f.Add(c.Params["objects"], c.Params["pathTranslation"], c.Params["region"])
+	}
+	f.Add("- objectName: a/b\n  objectAlias: c\n  jmesPath:\n    - {path: x.y, objectAlias: d/e}\n", "", "cn-hangzhou")
+	f.Add("- objectName: test\n- objectType: oos\n", "False", "")
+	f.Fuzz(func(t *testing.T, objects, pt, region string) {
+		params := map[string]string{"objects": objects}
+		if pt != "" {
+			params["pathTranslation"] = pt
+		}
+		if region != "" {
+			params["region"] = region
+		}
+		s, err := ParseParameters(params)
+		if err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field == "" {
+				t.Fatalf("rejection without a field: %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, p := range s.Files() {
+			if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "..") || seen[p] {
+				t.Fatalf("bad or duplicate file %q", p)
+			}
+			for _, seg := range strings.Split(p, "/") {
+				if seg == "" || seg == "." || seg == ".." || len(seg) > 255 {
+					t.Fatalf("bad segment in %q", p)
+				}
+			}
+			seen[p] = true
+		}
+	})
+}
+
+// FuzzJMESPath: evaluating any expression on any value never panics and
+// never yields a non-string file.
+func FuzzJMESPath(f *testing.F) {
+	f.Add("username", `{"username":"u"}`)
+	f.Add("a[0].b", `{"a":[{"b":"x"}]}`)
+	f.Add("length(@)", `[1,2]`)
+	f.Add("a", `not json`)
+	f.Fuzz(func(t *testing.T, path, value string) {
+		params := map[string]string{"objects": "- objectName: o\n  jmesPath:\n    - path: " + quoteYAML(path) + "\n      objectAlias: out\n"}
+		s, err := ParseParameters(params)
+		if err != nil {
+			return
+		}
+		files, err := ObjectFiles(s.Objects[0], &Entry{Data: Bytes(value), Version: "v1"})
+		if err != nil {
+			if KindOf(err) != KindInvalid {
+				t.Fatalf("unexpected kind: %v", err)
+			}
+			if strings.Contains(err.Error(), value) && len(value) > 8 {
+				t.Fatalf("error echoes the value: %v", err)
+			}
+			return
+		}
+		if len(files) != 2 || files[1].Path != "out" {
+			t.Fatalf("files = %+v", files)
+		}
+	})
+}
+
+func quoteYAML(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

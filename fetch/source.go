@@ -1,0 +1,357 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	kms "github.com/alibabacloud-go/kms-20160120/v3/client"
+	oos "github.com/alibabacloud-go/oos-20190601/v4/client"
+	util "github.com/alibabacloud-go/tea-utils/v2/service"
+	"github.com/alibabacloud-go/tea/dara"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+)
+
+// Target is one upstream read: which service, endpoint and object version.
+type Target struct {
+	Type         ObjectType
+	Name         string
+	Version      string // KMS VersionId / OOS ParameterVersion
+	VersionLabel string // KMS VersionStage
+	Region       string
+	Endpoint     string // host[:port] (HTTPS) or http://host:port
+}
+
+// Result is what a source returns: the value and its upstream version.
+type Result struct {
+	Data    Bytes
+	Version string // KMS VersionId, OOS ParameterVersion
+}
+
+// Source reads one target with one identity. Implementations do no retries,
+// no rate limiting and no caching: the cache's fetch path wraps them once.
+type Source interface {
+	Get(ctx context.Context, id *auth.Identity, t Target) (Result, error)
+}
+
+// Endpoint is a parsed endpoint flag or parameter.
+type Endpoint struct {
+	Host     string // host[:port] as the SDK wants it (no scheme)
+	Protocol string // "HTTPS" or "HTTP"
+}
+
+// ParseEndpoint accepts host[:port] (HTTPS) or http://host:port / https://host.
+func ParseEndpoint(s string) (Endpoint, error) {
+	s = strings.TrimSpace(s)
+	ep := Endpoint{Protocol: "HTTPS"}
+	switch {
+	case strings.HasPrefix(s, "http://"):
+		ep.Protocol, s = "HTTP", strings.TrimPrefix(s, "http://")
+	case strings.HasPrefix(s, "https://"):
+		s = strings.TrimPrefix(s, "https://")
+	}
+	s = strings.TrimSuffix(s, "/")
+	if s == "" || !endpointRe.MatchString(s) {
+		return ep, fmt.Errorf("endpoint %q: use host[:port] for HTTPS or http://host:port for plain HTTP", truncate(s, 64))
+	}
+	ep.Host = s
+	return ep, nil
+}
+
+// DefaultEndpoint is the regional VPC endpoint of a service.
+func DefaultEndpoint(t ObjectType, region string) string {
+	return string(t) + "-vpc." + region + ".aliyuncs.com"
+}
+
+// SDKOptions are the HTTP settings of every SDK client.
+type SDKOptions struct {
+	ConnectTimeout time.Duration // default 5s
+	ReadTimeout    time.Duration // default 10s
+	// KMSCAFile is the CA bundle (PEM) of KMS instance gateways.
+	KMSCAFile string
+}
+
+// SDKSource talks to KMS and OOS through the official SDK clients, built
+// once per (identity, service, endpoint) and reused.
+type SDKSource struct {
+	opts    SDKOptions
+	mu      sync.Mutex
+	clients map[string]*sdkClient
+	kmsCA   *x509.CertPool
+	kmsPEM  string
+}
+
+type sdkClient struct {
+	kms  *kms.Client
+	oos  *oos.Client
+	http *hintClient
+	used atomic.Int64
+}
+
+// NewSDKSource returns a source with the given HTTP settings.
+func NewSDKSource(opts SDKOptions) (*SDKSource, error) {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
+	}
+	s := &SDKSource{opts: opts, clients: map[string]*sdkClient{}}
+	if opts.KMSCAFile != "" {
+		pem, err := os.ReadFile(opts.KMSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--kms-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--kms-ca-file %s: no PEM certificate found", opts.KMSCAFile)
+		}
+		s.kmsCA, s.kmsPEM = pool, string(pem)
+	}
+	return s, nil
+}
+
+// Clients reports how many SDK clients are built (for tests and metrics).
+func (s *SDKSource) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
+	ep, err := ParseEndpoint(t.Endpoint)
+	if err != nil {
+		return nil, &Error{Kind: KindInvalid, Service: t.Type, Message: err.Error()}
+	}
+	key := id.Fingerprint + "|" + string(t.Type) + "|" + ep.Protocol + "|" + ep.Host + "|" + t.Region
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[key]; ok {
+		c.used.Store(time.Now().UnixNano())
+		return c, nil
+	}
+	hc := newHintClient(s.opts, s.kmsCA)
+	cfg := &openapi.Config{
+		Credential:     id.Credential,
+		Endpoint:       dara.String(ep.Host),
+		Protocol:       dara.String(ep.Protocol),
+		ConnectTimeout: dara.Int(int(s.opts.ConnectTimeout / time.Millisecond)),
+		ReadTimeout:    dara.Int(int(s.opts.ReadTimeout / time.Millisecond)),
+		HttpClient:     hc,
+	}
+	if t.Region != "" {
+		cfg.RegionId = dara.String(t.Region)
+	}
+	c := &sdkClient{http: hc}
+	switch t.Type {
+	case TypeKMS:
+		if s.kmsPEM != "" {
+			cfg.Ca = dara.String(s.kmsPEM)
+		}
+		c.kms, err = kms.NewClient(cfg)
+	case TypeOOS:
+		c.oos, err = oos.NewClient(cfg)
+	default:
+		err = fmt.Errorf("unknown object type %q", t.Type)
+	}
+	if err != nil {
+		return nil, &Error{Kind: KindInternal, Service: t.Type, Message: "building the SDK client: " + truncate(err.Error(), 160)}
+	}
+	c.used.Store(time.Now().UnixNano())
+	s.clients[key] = c
+	return c, nil
+}
+
+// Get reads one target.
+func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	if id == nil || id.Credential == nil {
+		return Result{}, &Error{Kind: KindUnauthenticated, Service: t.Type, Message: "no credential"}
+	}
+	c, err := s.client(id, t)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	switch t.Type {
+	case TypeKMS:
+		res, err = s.getKMS(ctx, c, t)
+	case TypeOOS:
+		res, err = s.getOOS(ctx, c, t)
+	}
+	if err != nil {
+		e := Classify(t.Type, actionOf(t.Type), err)
+		if e.Kind == KindThrottled && e.RetryAfter == 0 {
+			e.RetryAfter = c.http.hint()
+		}
+		return Result{}, e
+	}
+	return res, nil
+}
+
+func actionOf(t ObjectType) string {
+	if t == TypeOOS {
+		return "GetSecretParameter"
+	}
+	return "GetSecretValue"
+}
+
+// runtimeFor clamps the SDK's per-call timeouts to the context's deadline.
+func (s *SDKSource) runtimeFor(ctx context.Context) (connect, read int) {
+	connect, read = int(s.opts.ConnectTimeout/time.Millisecond), int(s.opts.ReadTimeout/time.Millisecond)
+	if dl, ok := ctx.Deadline(); ok {
+		left := int(time.Until(dl) / time.Millisecond)
+		if left < 1 {
+			left = 1
+		}
+		connect, read = min(connect, left), min(read, left)
+	}
+	return connect, read
+}
+
+func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
+	req := &kms.GetSecretValueRequest{SecretName: dara.String(t.Name)}
+	if t.Version != "" {
+		req.VersionId = dara.String(t.Version)
+	}
+	if t.VersionLabel != "" {
+		req.VersionStage = dara.String(t.VersionLabel)
+	}
+	connect, read := s.runtimeFor(ctx)
+	rt := &util.RuntimeOptions{ConnectTimeout: dara.Int(connect), ReadTimeout: dara.Int(read)}
+	// The KMS client has no context-aware call: run it aside and stop
+	// waiting when the caller's context ends. The per-call timeouts above
+	// bound the abandoned call.
+	type out struct {
+		r   *kms.GetSecretValueResponse
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		r, err := c.kms.GetSecretValueWithOptions(req, rt)
+		ch <- out{r, err}
+	}()
+	var o out
+	select {
+	case o = <-ch:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	if o.err != nil {
+		return Result{}, o.err
+	}
+	if o.r == nil || o.r.Body == nil || o.r.Body.SecretData == nil || o.r.Body.VersionId == nil || *o.r.Body.VersionId == "" {
+		return Result{}, malformed(TypeKMS, "SecretData or VersionId missing")
+	}
+	b := o.r.Body
+	data := []byte(*b.SecretData)
+	if strings.EqualFold(dara.StringValue(b.SecretDataType), "binary") {
+		dec, err := base64.StdEncoding.DecodeString(*b.SecretData)
+		if err != nil {
+			return Result{}, malformed(TypeKMS, "a binary SecretData is not base64")
+		}
+		data = dec
+	}
+	return Result{Data: Bytes(data), Version: *b.VersionId}, nil
+}
+
+func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
+	req := &oos.GetSecretParameterRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true)}
+	if t.Version != "" {
+		n, err := strconv.Atoi(t.Version)
+		if err != nil {
+			return Result{}, &Error{Kind: KindInvalid, Service: TypeOOS, Message: "objectVersion is not a number"}
+		}
+		req.ParameterVersion = dara.Int32(int32(n))
+	}
+	connect, read := s.runtimeFor(ctx)
+	rt := &dara.RuntimeOptions{ConnectTimeout: dara.Int(connect), ReadTimeout: dara.Int(read)}
+	r, err := c.oos.GetSecretParameterWithContext(ctx, req, rt)
+	if err != nil {
+		return Result{}, err
+	}
+	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
+		return Result{}, malformed(TypeOOS, "Parameter.Value or Parameter.ParameterVersion missing")
+	}
+	p := r.Body.Parameter
+	return Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}, nil
+}
+
+func malformed(t ObjectType, what string) error {
+	return &Error{Kind: KindUnavailable, Service: t, Action: actionOf(t), Message: "malformed success response: " + what}
+}
+
+// hintClient is the SDK's HTTP client: our own transport (no environment
+// proxy, bounded idle pool, the KMS instance CA) that also remembers the
+// server's latest throttling hint (x-ratelimit-user[-api] TimeLeft), which
+// the SDK drops when it converts errors.
+type hintClient struct {
+	c        *http.Client
+	hintMs   atomic.Int64
+	hintSeen atomic.Int64
+}
+
+func newHintClient(o SDKOptions, ca *x509.CertPool) *hintClient {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+		ResponseHeaderTimeout: o.ReadTimeout,
+		MaxIdleConns:          32,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	if ca != nil {
+		tr.TLSClientConfig.RootCAs = ca
+	}
+	return &hintClient{c: &http.Client{Transport: tr, Timeout: o.ConnectTimeout + o.ReadTimeout}}
+}
+
+// Call implements dara.HttpClient.
+func (h *hintClient) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	resp, err := h.c.Do(req)
+	if err == nil && resp != nil {
+		if ms := timeLeft(resp.Header.Get("x-ratelimit-user-api"), resp.Header.Get("x-ratelimit-user")); ms > 0 {
+			h.hintMs.Store(ms)
+			h.hintSeen.Store(time.Now().UnixNano())
+		}
+	}
+	return resp, err
+}
+
+// hint returns a throttling hint seen within the last two seconds.
+func (h *hintClient) hint() time.Duration {
+	if time.Since(time.Unix(0, h.hintSeen.Load())) > 2*time.Second {
+		return 0
+	}
+	return time.Duration(h.hintMs.Load()) * time.Millisecond
+}
+
+// timeLeft parses "...,TimeLeft:<ms>" from the rate-limit headers.
+func timeLeft(headers ...string) int64 {
+	var best int64
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), ":")
+			if ok && strings.EqualFold(k, "TimeLeft") {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > best {
+					best = n
+				}
+			}
+		}
+	}
+	return best
+}
