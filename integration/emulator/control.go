@@ -1,0 +1,268 @@
+package emulator
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+)
+
+const controlPrefix = "/_emulator/"
+
+// Reset clears counters, the request log and faults, and turns "down" off.
+// The secrets, parameters, keys and sessions are kept; see ResetState.
+func (e *Emulator) Reset() {
+	e.ResetCounters()
+	e.ResetRequests()
+	e.ClearFaults()
+	e.SetDown(false)
+}
+
+// ResetState restores secrets, parameters, keys, roles, policies and the
+// metadata identity from the seed, and forgets issued sessions.
+func (e *Emulator) ResetState() { e.loadSeed(e.seed) }
+
+// ExampleCommands returns curl commands that exercise the control API of
+// this running emulator, for `dev` to print.
+func (e *Emulator) ExampleCommands() []string {
+	u := e.URL() + controlPrefix
+	return []string{
+		"curl -s " + u + "counters",
+		"curl -s " + u + "requests?limit=5",
+		"curl -s -X POST " + u + "kms/secrets -d '{\"name\":\"" + DemoSecretJSON + "\",\"value\":\"{\\\"username\\\":\\\"testuser\\\",\\\"password\\\":\\\"rotated\\\"}\"}'",
+		"curl -s -X POST " + u + "oos/parameters -d '{\"name\":\"" + DemoParameter + "\",\"value\":\"v2\"}'",
+		"curl -s -X POST " + u + "faults -d '{\"route\":\"kms\",\"kind\":\"throttle\",\"count\":1}'",
+		"curl -s -X POST " + u + "faults -d '{\"route\":\"kms\",\"kind\":\"latency\",\"latency\":\"2s\"}'",
+		"curl -s -X DELETE " + u + "faults",
+		"curl -s -X POST " + u + "down   # and: curl -s -X POST " + u + "up",
+		"curl -s -X POST " + u + "reset",
+	}
+}
+
+type controlHandler struct {
+	once sync.Once
+	mux  *http.ServeMux
+}
+
+func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
+	e.control.once.Do(func() { e.control.mux = e.controlMux() })
+	e.control.mux.ServeHTTP(w, r)
+}
+
+func (e *Emulator) controlMux() *http.ServeMux {
+	m := http.NewServeMux()
+	p := controlPrefix
+	m.HandleFunc("GET "+p+"{$}", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"routes": controlRoutes, "try": e.ExampleCommands()})
+	})
+	m.HandleFunc("GET "+p+"healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"ok": true, "down": e.Down()})
+	})
+	m.HandleFunc("GET "+p+"counters", func(w http.ResponseWriter, r *http.Request) {
+		byRoute := map[string]int{}
+		total := 0
+		rows := e.Counters()
+		for _, c := range rows {
+			byRoute[c.Route] += c.Count
+			total += c.Count
+		}
+		writeControl(w, http.StatusOK, map[string]any{"total": total, "byRoute": byRoute, "counters": rows})
+	})
+	m.HandleFunc("POST "+p+"reset", func(w http.ResponseWriter, r *http.Request) {
+		e.Reset()
+		state := r.URL.Query().Get("state")
+		if state == "true" || state == "1" {
+			e.ResetState()
+		}
+		writeControl(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	m.HandleFunc("GET "+p+"faults", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"faults": e.Faults()})
+	})
+	m.HandleFunc("POST "+p+"faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		if err := decodeControl(r, &f); err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		id, err := e.AddFault(f)
+		if err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"id": id})
+	})
+	m.HandleFunc("DELETE "+p+"faults", func(w http.ResponseWriter, r *http.Request) {
+		e.ClearFaults()
+		writeControl(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	m.HandleFunc("DELETE "+p+"faults/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !e.ClearFault(r.PathValue("id")) {
+			writeControl(w, http.StatusNotFound, map[string]any{"error": "no such fault"})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	m.HandleFunc("POST "+p+"down", func(w http.ResponseWriter, r *http.Request) {
+		e.SetDown(true)
+		writeControl(w, http.StatusOK, map[string]any{"down": true})
+	})
+	m.HandleFunc("POST "+p+"up", func(w http.ResponseWriter, r *http.Request) {
+		e.SetDown(false)
+		writeControl(w, http.StatusOK, map[string]any{"down": false})
+	})
+	m.HandleFunc("POST "+p+"kms/secrets", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name      string  `json:"name"`
+			Value     *string `json:"value"`
+			Base64    *string `json:"base64"`
+			VersionID string  `json:"versionId"`
+		}
+		if err := decodeControl(r, &req); err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		var data []byte
+		binary := false
+		switch {
+		case req.Value != nil && req.Base64 == nil:
+			data = []byte(*req.Value)
+		case req.Base64 != nil && req.Value == nil:
+			b, err := base64.StdEncoding.DecodeString(*req.Base64)
+			if err != nil {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": "base64: " + err.Error()})
+				return
+			}
+			data, binary = b, true
+		default:
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": "give exactly one of value (text) or base64 (binary)"})
+			return
+		}
+		v, err := e.putSecretValue(req.Name, req.VersionID, data, binary)
+		if err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "versionId": v})
+	})
+	m.HandleFunc("POST "+p+"oos/parameters", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		}
+		if err := decodeControl(r, &req); err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		v, err := e.PutParameter(req.Name, req.Value)
+		if err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "version": v})
+	})
+	m.HandleFunc("POST "+p+"sts/expire", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"expired": e.ExpireSessions()})
+	})
+	m.HandleFunc("GET "+p+"requests", func(w http.ResponseWriter, r *http.Request) {
+		recs := e.Requests()
+		if route := r.URL.Query().Get("route"); route != "" {
+			kept := recs[:0]
+			for _, rec := range recs {
+				if rec.Route == route {
+					kept = append(kept, rec)
+				}
+			}
+			recs = kept
+		}
+		if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n >= 0 && n < len(recs) {
+			recs = recs[len(recs)-n:]
+		}
+		writeControl(w, http.StatusOK, map[string]any{"requests": recs})
+	})
+	m.HandleFunc("GET "+p+"state", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, e.stateSummary())
+	})
+	m.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusNotFound, map[string]any{"error": "unknown control route " + r.Method + " " + r.URL.Path, "routes": controlRoutes})
+	})
+	return m
+}
+
+// controlRoutes documents the control API (also in the package comment).
+var controlRoutes = []string{
+	"GET    /_emulator/                 this list",
+	"GET    /_emulator/healthz          liveness and down state",
+	"GET    /_emulator/counters         call counters by route/action/principal/resource/outcome",
+	"GET    /_emulator/requests         recent requests (?limit=N&route=kms), no secret values",
+	"GET    /_emulator/state            secret/parameter names, versions and stages (no values)",
+	"POST   /_emulator/reset            clear counters, requests, faults, down (?state=true also reloads the seed)",
+	"GET    /_emulator/faults           installed faults",
+	"POST   /_emulator/faults           add a fault: {route,action,resource,principal,kind,count,everyNth,latency,status,code,message,timeLeftMs}",
+	"DELETE /_emulator/faults           clear all faults",
+	"DELETE /_emulator/faults/{id}      clear one fault",
+	"POST   /_emulator/down             make every API connection fail (reset)",
+	"POST   /_emulator/up               serve again",
+	"POST   /_emulator/kms/secrets      new secret version: {name, value | base64, versionId?}",
+	"POST   /_emulator/oos/parameters   new parameter version: {name, value}",
+	"POST   /_emulator/sts/expire       expire every issued STS session",
+	"GET    /_emulator/credentials-uri  credentials for ALIBABA_CLOUD_CREDENTIALS_URI (?role=<arn>)",
+}
+
+func (e *Emulator) stateSummary() map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	type ver struct {
+		ID       string   `json:"versionId"`
+		DataType string   `json:"dataType"`
+		Stages   []string `json:"stages"`
+	}
+	secrets := map[string][]ver{}
+	for name, s := range e.secrets {
+		for _, v := range s.versions {
+			secrets[name] = append(secrets[name], ver{ID: v.id, DataType: v.dataType, Stages: append([]string{}, v.stages...)})
+		}
+	}
+	params := map[string]int{}
+	for name, p := range e.params {
+		params[name] = len(p.versions)
+	}
+	var keys, roles []string
+	for id, k := range e.keys {
+		keys = append(keys, fmt.Sprintf("%s (%s)", id, k.principal))
+	}
+	for _, r := range e.roles {
+		roles = append(roles, r.ARN)
+	}
+	sort.Strings(keys)
+	sort.Strings(roles)
+	return map[string]any{
+		"region": e.region, "accountId": e.account,
+		"secrets": secrets, "parameters": params, "accessKeys": keys, "roles": roles,
+		"imds":       map[string]any{"roleName": e.imds.roleName, "roleArn": e.imds.roleARN, "region": e.imds.region, "hardened": e.imds.hardened},
+		"sessionTTL": e.sessionTTL.String(), "activeSessions": len(e.sessions),
+	}
+}
+
+func decodeControl(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func writeControl(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"marshal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,74 @@
+// Package emulator is a local, in-process emulator of the Alibaba Cloud
+// services the provider talks to: KMS GetSecretValue (2016-01-20), OOS
+// GetSecretParameter (2019-06-01), STS AssumeRole and AssumeRoleWithOIDC
+// (2015-04-01), the ECS metadata service (100.100.100.200) and a
+// credentials-URI endpoint. It is faithful enough for the real Go SDKs
+// (kms-20160120/v3, oos-20190601/v4, credentials-go) to work unmodified:
+// it verifies ACS3-HMAC-SHA256 and v1 HMAC-SHA1 signatures, answers the
+// real response shapes and error bodies, and can inject faults. The wire
+// protocol it follows is shared/reference/alibaba-api.md.
+//
+// It is a normal package: the `dev` subcommand runs it for a demo, and the
+// end-to-end tests start one per test.
+//
+// # What it owns
+//
+//   - State: AccessKeys, issued STS sessions, KMS secrets with versions and
+//     stages, OOS parameters with versions, RAM roles and their trust,
+//     per-principal allow/deny policies, the metadata identity. Seeded from
+//     YAML (ParseSeed, see Seed) or DemoSeed.
+//   - Listeners on 127.0.0.1: a plain HTTP port (API, control API, and an
+//     HTTP forward proxy for 100.100.100.200 and for loopback targets) and a
+//     TLS port (same handlers; STS must be HTTPS because credentials-go
+//     hard-codes it) whose certificate comes from an in-process CA written
+//     to CAFile() for SSL_CERT_FILE or openapi Config.Ca.
+//   - Observability: per-call counters keyed by (route, action, principal,
+//     resource, outcome) and a ring of recent requests. Neither ever holds
+//     secret values, AccessKey secrets, tokens or signatures.
+//
+// # Pointing the SDKs at it
+//
+//	openapi.Config{Endpoint: tea.String(e.Endpoint()), Protocol: tea.String("HTTP"), RegionId: tea.String("cn-hangzhou"), ...}
+//	credentials.Config{Type: "ram_role_arn", STSEndpoint: e.TLSEndpoint(), ...}      // SSL_CERT_FILE=e.CAFile()
+//	providers.NewECSRAMRoleCredentialsProviderBuilder().WithHttpOptions(&providers.HttpOptions{Proxy: e.ProxyURL()})
+//	credentials.Config{Type: "credentials_uri", Url: e.URL() + "/_emulator/credentials-uri"}
+//
+// # Control API
+//
+// Under /_emulator/ on the HTTP port, JSON, no signature:
+//
+//	GET    /_emulator/                 route list and example commands
+//	GET    /_emulator/healthz          liveness and down state
+//	GET    /_emulator/counters         counters by route/action/principal/resource/outcome
+//	GET    /_emulator/requests         recent requests (?limit=N&route=kms)
+//	GET    /_emulator/state            secret/parameter names, versions, stages (no values)
+//	POST   /_emulator/reset            clear counters, requests, faults, down (?state=true: reload the seed)
+//	GET    /_emulator/faults           installed faults
+//	POST   /_emulator/faults           add a fault (JSON Fault), returns {"id"}
+//	DELETE /_emulator/faults           clear all faults
+//	DELETE /_emulator/faults/{id}      clear one fault
+//	POST   /_emulator/down             every API connection is reset (ports unchanged)
+//	POST   /_emulator/up               serve again
+//	POST   /_emulator/kms/secrets      new secret version {"name","value"} or {"name","base64"}
+//	POST   /_emulator/oos/parameters   new parameter version {"name","value"}
+//	POST   /_emulator/sts/expire       expire every issued STS session
+//	GET    /_emulator/credentials-uri  STS credentials for ALIBABA_CLOUD_CREDENTIALS_URI (?role=<arn>)
+//
+// Examples, with URL=http://127.0.0.1:PORT:
+//
+//	curl -s $URL/_emulator/counters
+//	curl -s "$URL/_emulator/requests?limit=5"
+//	curl -s -X POST $URL/_emulator/kms/secrets -d '{"name":"demo-db","value":"{\"username\":\"testuser\",\"password\":\"rotated\"}"}'
+//	curl -s -X POST $URL/_emulator/oos/parameters -d '{"name":"test","value":"v2"}'
+//	curl -s -X POST $URL/_emulator/faults -d '{"route":"kms","kind":"throttle","count":1}'
+//	curl -s -X POST $URL/_emulator/faults -d '{"route":"oos","resource":"test","kind":"latency","latency":"2s"}'
+//	curl -s -X POST $URL/_emulator/faults -d '{"route":"kms","kind":"error","status":503,"everyNth":2}'
+//	curl -s -X DELETE $URL/_emulator/faults
+//	curl -s -X POST $URL/_emulator/down; curl -s -X POST $URL/_emulator/up
+//	curl -s -H 'X-aliyun-ecs-metadata-token: '"$(curl -s -X PUT -H 'X-aliyun-ecs-metadata-token-ttl-seconds: 60' $URL/latest/api/token)" $URL/latest/meta-data/region-id
+//
+// Fault kinds (see FaultKind): latency, hang, throttle, error, text, reset,
+// close, malformed, deny; scoped by route (kms, oos, sts, imds, uri),
+// action, resource glob and principal glob; one-shot (count), every Nth
+// (everyNth) or until cleared.
+package emulator
