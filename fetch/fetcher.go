@@ -267,6 +267,22 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 	return files, results, nil
 }
 
+// FetchObject serves one object through the cache (the FUSE view's lookup).
+func (f *Fetcher) FetchObject(ctx context.Context, id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, Outcome, error) {
+	return f.fetchObject(ctx, id, spec, o)
+}
+
+// Pin keeps one object refreshed in the cache until unpin is called, even
+// when nobody reads it through the cache (the FUSE view's kernel-cached
+// files). It makes no upstream call itself.
+func (f *Fetcher) Pin(id *auth.Identity, spec *Spec, o *Object) (Key, func(), error) {
+	k, t, err := f.Key(id, spec, o)
+	if err != nil {
+		return Key{}, nil, err
+	}
+	return k, f.cache.Pin(k, f.FetchFunc(id, t)), nil
+}
+
 func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, Outcome, error) {
 	if o.CrossAccountRoleArn != "" {
 		if f.opts.Roles == nil {

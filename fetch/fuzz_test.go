@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/badinput"
 )
 
 func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
@@ -12,7 +14,7 @@ func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) 
 // FuzzParseParameters: no input panics, every rejection is a ValidationError
 // naming a field, and every accepted spec has clean, unique file names.
 func FuzzParseParameters(f *testing.F) {
-	for _, c := range BadInputs {
+	for _, c := range badinput.Cases {
 		f.Add(c.Params["objects"], c.Params["pathTranslation"], c.Params["region"])
 	}
 	f.Add("- objectName: a/b\n  objectAlias: c\n  jmesPath:\n    - {path: x.y, objectAlias: d/e}\n", "", "cn-hangzhou")

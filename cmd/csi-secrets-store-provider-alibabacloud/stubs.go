@@ -6,5 +6,4 @@ import (
 )
 
 func runMount(ctx context.Context, args []string) error { return errors.New("mount: not built yet") }
-func runDev(ctx context.Context, args []string) error   { return errors.New("dev: not built yet") }
 func runDoctor(ctx context.Context, args []string) int  { return 1 }

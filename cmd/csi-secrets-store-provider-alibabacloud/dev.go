@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"sigs.k8s.io/secrets-store-csi-driver/pkg/util/fileutil"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+)
+
+// demoClass is the SecretProviderClass dev mounts: the guide's OOS parameter
+// test, a JSON KMS secret split with jmesPath, and a binary KMS secret.
+const demoClass = `apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: demo
+spec:
+  provider: alibabacloud
+  parameters:
+    region: cn-hangzhou
+    objects: |
+      - objectName: test
+        objectType: oos
+      - objectName: demo-db
+        jmesPath:
+          - path: username
+            objectAlias: db-username
+          - path: password
+            objectAlias: db-password
+      - objectName: demo-tls-key
+        objectAlias: tls/key.der
+`
+
+type devOptions struct {
+	serveOptions
+	emulatorAddr string
+	target       string
+	remount      time.Duration
+	once         bool
+	noFUSE       bool
+}
+
+func runDev(ctx context.Context, args []string) error {
+	var do devOptions
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	do.register(fs)
+	fs.StringVar(&do.emulatorAddr, "emulator-addr", "127.0.0.1:0", "listen address of the embedded Alibaba Cloud emulator")
+	fs.StringVar(&do.target, "target", "", "directory the demo volume is written to (default: a temporary directory)")
+	fs.DurationVar(&do.remount, "remount-every", 15*time.Second, "re-Mount the demo volume this often, as the driver does with rotation on (0: never)")
+	fs.BoolVar(&do.once, "once", false, "do the demo Mount, print the result and exit")
+	fs.BoolVar(&do.noFUSE, "no-fuse", false, "do not mount the FUSE view of the demo class")
+	// dev's defaults: a short TTL so rotation is visible quickly.
+	if err := fs.Set("cache-ttl", "10s"); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	out := os.Stdout
+	log := do.logger(os.Stderr)
+
+	emu, err := emulator.New(emulator.DemoSeed(), emulator.Options{Addr: do.emulatorAddr})
+	if err != nil {
+		return err
+	}
+	if err := emu.Start(); err != nil {
+		return fmt.Errorf("starting the emulator: %w", err)
+	}
+	defer func() { _ = emu.Close() }()
+
+	work, err := os.MkdirTemp("", "alibabacloud-provider-dev-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	if !flagSet(fs, "provider-volume") {
+		do.providerVolume = filepath.Join(work, "providers")
+	}
+	if do.target == "" {
+		do.target = filepath.Join(work, "pod-volume")
+	}
+	if do.kmsEndpoint == "" {
+		do.kmsEndpoint = emu.URL()
+	}
+	if do.oosEndpoint == "" {
+		do.oosEndpoint = emu.URL()
+	}
+	if do.region == "" {
+		do.region = emulator.DemoRegion
+	}
+	do.getenv = func(k string) string {
+		switch k {
+		case "ACCESS_KEY_ID":
+			return emulator.DemoAccessKeyID
+		case "SECRET_ACCESS_KEY":
+			return emulator.DemoAccessKeySecret
+		}
+		return ""
+	}
+
+	st, err := do.build(ctx, log, fetch.NopObserver{})
+	if err != nil {
+		return err
+	}
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version}
+	g, err := csi.NewGRPCServer(csi.SocketPath(do.providerVolume), srv)
+	if err != nil {
+		return err
+	}
+	sctx, stopServe := context.WithCancel(context.Background())
+	serveDone := make(chan error, 1)
+	go st.cache.Run(sctx)
+	go func() { serveDone <- g.Serve(sctx, do.grace) }()
+	defer func() { stopServe(); <-serveDone }()
+
+	var spc struct {
+		Metadata struct{ Name string } `json:"metadata"`
+		Spec     struct {
+			Parameters map[string]string `json:"parameters"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(demoClass), &spc); err != nil {
+		return err
+	}
+	classFile := filepath.Join(work, "demo-class.yaml")
+	if err := os.WriteFile(classFile, []byte(demoClass), 0o600); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "Alibaba Cloud emulator (KMS, OOS, STS, ECS metadata): %s\n", emu.URL())
+	fmt.Fprintf(out, "Provider socket:                                      %s\n", g.Path())
+	fmt.Fprintf(out, "Demo SecretProviderClass:                             %s\n\n", classFile)
+
+	mount := func() error {
+		return demoMount(ctx, g.Path(), spc.Spec.Parameters, do.target, out)
+	}
+	if err := mount(); err != nil {
+		return err
+	}
+	if do.once {
+		return nil
+	}
+	fuseNote := startDevFUSE(ctx, &do.options, log, st, classFile, work, do.noFUSE)
+
+	exe, _ := os.Executable()
+	fmt.Fprintf(out, "\nTry next:\n")
+	fmt.Fprintf(out, "  ls -la %s && cat %s/db-username; echo\n", do.target, do.target)
+	fmt.Fprintf(out, "  # rotate the JSON secret upstream; the next re-Mount (every %s, cache TTL %s) writes the new files:\n", do.remount, do.cacheTTL)
+	for _, c := range emu.ExampleCommands() {
+		fmt.Fprintf(out, "  %s\n", c)
+	}
+	fmt.Fprintf(out, "  # check the class against the emulator, as an operator would against the cloud:\n")
+	fmt.Fprintf(out, "  ACCESS_KEY_ID=%s SECRET_ACCESS_KEY=%s %s doctor --class %s --kms-endpoint %s --oos-endpoint %s\n",
+		emulator.DemoAccessKeyID, emulator.DemoAccessKeySecret, exe, classFile, emu.URL(), emu.URL())
+	if fuseNote != "" {
+		fmt.Fprintf(out, "  %s\n", fuseNote)
+	}
+	fmt.Fprintf(out, "\nServing until Ctrl-C.\n")
+
+	var tick <-chan time.Time
+	if do.remount > 0 {
+		t := time.NewTicker(do.remount)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out, "\nstopping")
+			return nil
+		case <-tick:
+			if err := demoMountQuiet(ctx, g.Path(), spc.Spec.Parameters, do.target, out); err != nil {
+				fmt.Fprintf(out, "re-Mount failed: %v\n", err)
+			}
+		}
+	}
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// driverAttributes builds MountRequest.attributes the way the driver does:
+// the class parameters overlaid with the pod's volume context.
+func driverAttributes(params map[string]string, pod, ns string) string {
+	a := map[string]string{}
+	for k, v := range params {
+		a[k] = v
+	}
+	a[csi.AttrSPC] = "demo"
+	a[csi.AttrPodName] = pod
+	a[csi.AttrPodNamespace] = ns
+	a[csi.AttrPodUID] = "00000000-0000-0000-0000-000000000001"
+	a[csi.AttrServiceAccount] = "default"
+	a["csi.storage.k8s.io/ephemeral"] = "true"
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+var lastVersions = map[string]string{}
+
+// demoMount calls Mount over the socket exactly as the driver does and
+// writes the files with the driver's own atomic writer.
+func demoMount(ctx context.Context, sock string, params map[string]string, target string, out io.Writer) error {
+	resp, err := callMount(ctx, sock, params, target)
+	if err != nil {
+		return fmt.Errorf("demo Mount: %w", err)
+	}
+	fmt.Fprintf(out, "Demo Mount wrote %d files to %s:\n", len(resp.GetFiles()), target)
+	printTree(out, target, resp)
+	return nil
+}
+
+func demoMountQuiet(ctx context.Context, sock string, params map[string]string, target string, out io.Writer) error {
+	resp, err := callMount(ctx, sock, params, target)
+	if err != nil {
+		return err
+	}
+	for _, v := range resp.GetObjectVersion() {
+		if old, ok := lastVersions[v.Id]; ok && old != v.Version {
+			fmt.Fprintf(out, "%s  %s: version %s -> %s\n", time.Now().Format(time.TimeOnly), v.Id, old, v.Version)
+		}
+		lastVersions[v.Id] = v.Version
+	}
+	return nil
+}
+
+func callMount(ctx context.Context, sock string, params map[string]string, target string) (*v1alpha1.MountResponse, error) {
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("localhost"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := v1alpha1.NewCSIDriverProviderClient(conn).Mount(cctx, &v1alpha1.MountRequest{
+		Attributes: driverAttributes(params, "demo-pod", "default"),
+		Secrets:    "null",
+		TargetPath: target,
+		Permission: "420",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(target, 0o750); err != nil {
+		return nil, err
+	}
+	if err := fileutil.WritePayloads(target, resp.GetFiles()); err != nil {
+		return nil, err
+	}
+	for _, v := range resp.GetObjectVersion() {
+		lastVersions[v.Id] = v.Version
+	}
+	return resp, nil
+}
+
+func printTree(out io.Writer, target string, resp *v1alpha1.MountResponse) {
+	versions := map[string]string{}
+	for _, v := range resp.GetObjectVersion() {
+		versions[v.Id] = v.Version
+	}
+	var rows []string
+	_ = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(target, p)
+		if strings.HasPrefix(rel, "..") {
+			return nil
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil
+		}
+		ver := ""
+		for id, v := range versions {
+			if strings.HasSuffix(id, "/"+rel) {
+				ver = v
+			}
+		}
+		rows = append(rows, fmt.Sprintf("  %-16s %s %5d bytes  version %s", rel, fi.Mode().Perm(), fi.Size(), ver))
+		return nil
+	})
+	sort.Strings(rows)
+	for _, r := range rows {
+		fmt.Fprintln(out, r)
+	}
+}

@@ -1,0 +1,55 @@
+package integration
+
+import (
+	"net"
+	"os/exec"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func merge(m map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func netListenUnix(path string) (*net.UnixListener, error) {
+	return net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+}
+
+// runBinary runs the provider binary to completion (bounded) and returns its
+// combined output.
+func runBinary(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(providerBin, args...)
+	cmd.Env = []string{"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", "ACCESS_KEY_ID=LTAIx", "SECRET_ACCESS_KEY=y"}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	return string(out), err
+}
