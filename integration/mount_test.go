@@ -185,9 +185,11 @@ func TestBadInputsRefusedThroughSocket(t *testing.T) {
 	// Attribute-level garbage.
 	for name, req := range map[string]func() *mountRequestMod{
 		"attributes not JSON": func() *mountRequestMod { return &mountRequestMod{attrs: "{not json"} },
-		"attributes huge":     func() *mountRequestMod { return &mountRequestMod{attrs: `{"objects":"` + strings.Repeat("a", 300<<10) + `"}`} },
-		"secrets not JSON":    func() *mountRequestMod { return &mountRequestMod{secrets: "[1,2]"} },
-		"permission garbage":  func() *mountRequestMod { return &mountRequestMod{perm: "rwx"} },
+		"attributes huge": func() *mountRequestMod {
+			return &mountRequestMod{attrs: `{"objects":"` + strings.Repeat("a", 300<<10) + `"}`}
+		},
+		"secrets not JSON":   func() *mountRequestMod { return &mountRequestMod{secrets: "[1,2]"} },
+		"permission garbage": func() *mountRequestMod { return &mountRequestMod{perm: "rwx"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := req()
