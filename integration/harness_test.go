@@ -70,7 +70,58 @@ func startEmulator(t testing.TB, seed *emulator.Seed) *emulator.Emulator {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
+	for _, k := range seed.AccessKeys {
+		noteSensitive(k.Secret)
+	}
+	for _, s := range seed.Secrets {
+		noteSensitive(s.Value)
+		for _, v := range s.Versions {
+			noteSensitive(v.Data)
+		}
+	}
+	for _, p := range seed.Parameters {
+		noteSensitive(p.Value)
+		for _, v := range p.Versions {
+			noteSensitive(v)
+		}
+	}
 	return e
+}
+
+// sensitive holds every secret value, AccessKey secret and token the tests
+// use. Provider logs and Mount errors are checked against it: with -v 4
+// (debug) on, nothing sensitive may appear in them.
+var sensitive struct {
+	sync.Mutex
+	values map[string]bool
+}
+
+// noteSensitive registers values that must never be logged (short values
+// are skipped: they would match by chance).
+func noteSensitive(vs ...string) {
+	sensitive.Lock()
+	defer sensitive.Unlock()
+	if sensitive.values == nil {
+		sensitive.values = map[string]bool{}
+	}
+	for _, v := range vs {
+		if len(v) >= 8 {
+			sensitive.values[v] = true
+		}
+	}
+}
+
+// leaks returns the sensitive values found in s.
+func leaks(s string) []string {
+	sensitive.Lock()
+	defer sensitive.Unlock()
+	var out []string
+	for v := range sensitive.values {
+		if strings.Contains(s, v) {
+			out = append(out, v[:4]+"…")
+		}
+	}
+	return out
 }
 
 // provider is one `serve` process on its own socket.
@@ -144,7 +195,10 @@ func startProvider(t testing.TB, e *emulator.Emulator, cfg providerConfig) *prov
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		p.stop(syscall.SIGKILL)
+		_ = p.stop(syscall.SIGKILL)
+		if l := leaks(p.logs.String()); len(l) > 0 {
+			t.Errorf("provider logs leak %d sensitive values (%v)", len(l), l)
+		}
 		if t.Failed() {
 			t.Logf("provider logs:\n%s", p.logs.String())
 		}
@@ -250,7 +304,18 @@ func mountReq(params map[string]string, secrets map[string]string, pd pod) *v1al
 }
 
 func (p *provider) mount(ctx context.Context, params, secrets map[string]string) (*v1alpha1.MountResponse, error) {
-	return p.client.Mount(ctx, mountReq(params, secrets, defaultPod))
+	return p.mountAs(ctx, defaultPod, params, secrets)
+}
+
+// mountAs calls Mount for a pod and checks that an error leaks nothing.
+func (p *provider) mountAs(ctx context.Context, pd pod, params, secrets map[string]string) (*v1alpha1.MountResponse, error) {
+	resp, err := p.client.Mount(ctx, mountReq(params, secrets, pd))
+	if err != nil {
+		if l := leaks(err.Error()); len(l) > 0 {
+			p.t.Errorf("Mount error leaks %d sensitive values (%v)", len(l), l)
+		}
+	}
+	return resp, err
 }
 
 func (p *provider) mountOK(t testing.TB, params, secrets map[string]string) *v1alpha1.MountResponse {

@@ -53,3 +53,14 @@ func runBinary(t testing.TB, args ...string) (string, error) {
 	}
 	return string(out), err
 }
+
+// The leak detector itself must be able to fail.
+func TestLeakDetectorFindsValues(t *testing.T) {
+	noteSensitive("canary-secret-value-123")
+	if len(leaks(`level=INFO msg=x value="canary-secret-value-123"`)) != 1 {
+		t.Fatal("leak detector missed a registered value")
+	}
+	if len(leaks("nothing here")) != 0 {
+		t.Fatal("leak detector reports a clean string")
+	}
+}
