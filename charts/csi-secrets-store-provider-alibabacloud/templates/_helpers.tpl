@@ -1,0 +1,218 @@
+{{/*
+Chart name, overridable.
+*/}}
+{{- define "csspa.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name of the release's objects. With the guide's release name
+(csi-secrets-store-provider-alibabacloud) it is just that name.
+*/}}
+{{- define "csspa.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "csspa.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "csspa.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "csspa.labels" -}}
+{{ include "csspa.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name (.Chart.Version | replace "+" "_") }}
+{{- end -}}
+
+{{/*
+The ServiceAccount. Its default name is fixed (not derived from the release)
+because RAM roles trust system:serviceaccount:<namespace>:csi-secrets-store-provider-alibabacloud.
+*/}}
+{{- define "csspa.serviceAccountName" -}}
+{{- default "csi-secrets-store-provider-alibabacloud" .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "csspa.image" -}}
+{{- $img := .Values.linux.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default (printf "v%s" .Chart.AppVersion) $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the RRSA token is projected; the provider's default ALICLOUD_OIDC_TOKEN_FILE. */}}
+{{- define "csspa.rrsaTokenDir" -}}/var/run/secrets/tokens{{- end -}}
+{{- define "csspa.rrsaTokenFile" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
+
+{{/* Where the ConfigMap with policy.yaml and kms-ca.crt is mounted. */}}
+{{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud{{- end -}}
+
+{{/*
+Cache TTL: cache.ttl, else the driver's rotationPollInterval (so a rotation
+poll sees a fresh value), else empty (the provider's default).
+*/}}
+{{- define "csspa.cacheTTL" -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- default $driver.rotationPollInterval .Values.cache.ttl -}}
+{{- end -}}
+
+{{/*
+Checks that fail the render with a message that says what to set.
+*/}}
+{{- define "csspa.validate" -}}
+{{- range $name, $ref := .Values.envVarsFromSecret -}}
+{{- if not (regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $name) -}}
+{{- fail (printf "envVarsFromSecret: %q is not an environment variable name" $name) -}}
+{{- end -}}
+{{- if not (kindIs "map" $ref) -}}
+{{- fail (printf "envVarsFromSecret.%s must be a map {secretKeyRef: <Secret name>, key: <key>}" $name) -}}
+{{- end -}}
+{{- if not $ref.secretKeyRef -}}
+{{- fail (printf "envVarsFromSecret.%s.secretKeyRef is missing: set it to the name of the Secret (e.g. alibaba-credentials)" $name) -}}
+{{- end -}}
+{{- if not (kindIs "string" $ref.secretKeyRef) -}}
+{{- fail (printf "envVarsFromSecret.%s.secretKeyRef must be the Secret's name (a string), as in the user guide" $name) -}}
+{{- end -}}
+{{- if not $ref.key -}}
+{{- fail (printf "envVarsFromSecret.%s.key is missing: set it to the key inside Secret %s" $name $ref.secretKeyRef) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.rrsa.enable -}}
+{{- $names := keys (.Values.envVarsFromSecret | default dict) -}}
+{{- range .Values.extraEnv -}}{{- $names = append $names .name -}}{{- end -}}
+{{- if not (or (has "ALICLOUD_ROLE_ARN" $names) (has "ALIBABA_CLOUD_ROLE_ARN" $names)) -}}
+{{- fail "rrsa.enable=true needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (e.g. {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
+{{- end -}}
+{{- if not (or (has "ALICLOUD_OIDC_PROVIDER_ARN" $names) (has "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" $names)) -}}
+{{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn})" -}}
+{{- end -}}
+{{- end -}}
+{{- if not (has .Values.logFormat (list "text" "json")) -}}
+{{- fail (printf "logFormat must be text or json, not %q" .Values.logFormat) -}}
+{{- end -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- if and $driver.install $driver.linux -}}
+{{- if and $driver.linux.providersDir (ne $driver.linux.providersDir .Values.linux.providersDir) -}}
+{{- fail (printf "linux.providersDir (%s) and secrets-store-csi-driver.linux.providersDir (%s) differ: the driver would not find alibabacloud.sock" .Values.linux.providersDir $driver.linux.providersDir) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Flags shared by `serve` and `mount` (the binary's common options): where to
+fetch from, how to cache, how to log. Serve-only flags are in daemonset.yaml.
+*/}}
+{{- define "csspa.commonArgs" -}}
+{{- if .Values.regionId }}
+- --region={{ .Values.regionId }}
+{{- end }}
+{{- with .Values.endpoints.kms }}
+- --kms-endpoint={{ . }}
+{{- end }}
+{{- with .Values.endpoints.oos }}
+- --oos-endpoint={{ . }}
+{{- end }}
+{{- with .Values.endpoints.sts }}
+- --sts-endpoint={{ . }}
+{{- end }}
+{{- with .Values.allowedKmsEndpoints }}
+- --allowed-kms-endpoints={{ join "," . }}
+{{- end }}
+{{- if .Values.kmsCACert }}
+- --kms-ca-file={{ include "csspa.configDir" . }}/kms-ca.crt
+{{- end }}
+{{- with (include "csspa.cacheTTL" .) }}
+- --cache-ttl={{ . }}
+{{- end }}
+{{- with .Values.cache.maxStale }}
+- --max-stale={{ . }}
+{{- end }}
+{{- with .Values.throttle.maxConcurrentFetches }}
+- --max-concurrent-fetches={{ . }}
+{{- end }}
+{{- with .Values.throttle.kms.qps }}
+- --kms-qps={{ . }}
+{{- end }}
+{{- with .Values.throttle.kms.burst }}
+- --kms-burst={{ . }}
+{{- end }}
+{{- with .Values.throttle.oos.qps }}
+- --oos-qps={{ . }}
+{{- end }}
+{{- with .Values.throttle.oos.burst }}
+- --oos-burst={{ . }}
+{{- end }}
+- --log-format={{ .Values.logFormat }}
+- -v={{ .Values.logVerbosity | int }}
+{{- end -}}
+
+{{/*
+Credential environment: the guide's envVarsFromSecret, the RRSA token file, extraEnv.
+*/}}
+{{- define "csspa.env" -}}
+{{- range $name, $ref := .Values.envVarsFromSecret }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretKeyRef }}
+      key: {{ $ref.key | quote }}
+{{- end }}
+{{- if .Values.rrsa.enable }}
+- name: ALICLOUD_OIDC_TOKEN_FILE
+  value: {{ include "csspa.rrsaTokenDir" . }}/{{ include "csspa.rrsaTokenFile" . }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Volumes both DaemonSets need: the RRSA token, the policy, the KMS CA, /tmp.
+*/}}
+{{- define "csspa.commonVolumes" -}}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: 16Mi
+{{- if .Values.rrsa.enable }}
+- name: rrsa-token
+  projected:
+    defaultMode: 0400
+    sources:
+      - serviceAccountToken:
+          audience: sts.aliyuncs.com
+          expirationSeconds: {{ .Values.rrsa.tokenExpirationSeconds | int }}
+          path: {{ include "csspa.rrsaTokenFile" . }}
+{{- end }}
+{{- if or .Values.policy .Values.kmsCACert }}
+- name: config
+  configMap:
+    name: {{ include "csspa.fullname" . }}-config
+{{- end }}
+{{- end -}}
+
+{{- define "csspa.commonVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.rrsa.enable }}
+- name: rrsa-token
+  mountPath: {{ include "csspa.rrsaTokenDir" . }}
+  readOnly: true
+{{- end }}
+{{- if or .Values.policy .Values.kmsCACert }}
+- name: config
+  mountPath: {{ include "csspa.configDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
