@@ -1,0 +1,434 @@
+package k8s
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+)
+
+const cmdPath = "./cmd/csi-secrets-store-provider-alibabacloud"
+
+// providerBinary builds the provider from the repository, the way the
+// Dockerfile does (static, trimmed, stamped).
+func providerBinary(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, cmdPath)); err != nil {
+		skipOrFail(t, "%s does not exist yet: the chart's DaemonSet cannot be checked against the binary", cmdPath)
+	}
+	bin := filepath.Join(t.TempDir(), "csi-secrets-store-provider-alibabacloud")
+	cmd := exec.Command("go", "build", "-trimpath",
+		"-ldflags", "-s -w -X main.version=v0.0.0-chart-test -X main.commit=chart-test", "-o", bin, cmdPath)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", cmdPath, err, out)
+	}
+	return bin
+}
+
+// TestBinaryRunsChartDaemonSet renders the chart for each credential mode with
+// every provider option set, and runs the binary with the provider
+// container's exact args and env. Only what Kubernetes would provide is
+// replaced: host paths and volumes become temporary directories filled from
+// the rendered objects, ports move to loopback, Secret keys get dummy values.
+// It then checks what the driver and kubelet rely on: the socket and its
+// mode, the gRPC Version call the driver makes, the probes, the metrics,
+// a restart over a stale socket, and a clean SIGTERM.
+func TestBinaryRunsChartDaemonSet(t *testing.T) {
+	bin := providerBinary(t)
+	chart := chartCopy(t)
+	caFile := writeTestCA(t)
+	common := []string{
+		"--set", "regionId=cn-hangzhou",
+		"--set", "endpoints.kms=kms-vpc.cn-hangzhou.aliyuncs.com",
+		"--set", "endpoints.oos=oos-vpc.cn-hangzhou.aliyuncs.com",
+		"--set", "endpoints.sts=sts-vpc.cn-hangzhou.aliyuncs.com",
+		"--set", "allowedKmsEndpoints={kst-*.cryptoservice.kms.aliyuncs.com}",
+		"--set-file", "kmsCACert=" + caFile,
+		"--set", "cache.maxStale=30m",
+		"--set", "throttle.maxConcurrentFetches=8",
+		"--set", "throttle.kms.qps=10", "--set", "throttle.kms.burst=20",
+		"--set", "throttle.oos.qps=5.5", "--set", "throttle.oos.burst=10",
+		"--set", "logFormat=json", "--set", "logVerbosity=2",
+		"--set", "secrets-store-csi-driver.install=false",
+	}
+	for _, mode := range []struct{ name, values string }{
+		{"worker-role", "values-worker-role.yaml"},
+		{"rrsa", "values-rrsa.yaml"},
+		{"accesskey-role", "values-accesskey-role.yaml"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			args := append([]string{"template", releaseName, chart, "--namespace", namespace,
+				"--kube-version", kubeVersions[len(kubeVersions)-1]}, valuesArgs(t, []string{mode.values}, nil)...)
+			out, err := runHelm(t, append(args, common...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := decodeAll(t, mode.name, out)
+			ds := find[*appsv1.DaemonSet](objs)[releaseName]
+			if ds == nil {
+				t.Fatal("no provider DaemonSet")
+			}
+			p := newPodSim(t, ds, find[*corev1.ConfigMap](objs))
+			p.start(bin)
+			p.waitHealthy()
+			p.checkSocket()
+			p.checkMetrics()
+
+			// A crash leaves the socket behind on the hostPath; the restarted
+			// container must replace it.
+			p.kill(syscall.SIGKILL)
+			if _, err := os.Lstat(p.socket); err != nil {
+				t.Logf("the socket was gone after SIGKILL (%v); restart is still checked", err)
+			}
+			p.start(bin)
+			p.waitHealthy()
+			p.checkSocket()
+
+			if code := p.kill(syscall.SIGTERM); code != 0 {
+				t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, p.logs.String())
+			}
+		})
+	}
+}
+
+// TestBinaryAcceptsChartFlags checks every flag any chart option can produce
+// against the flags each subcommand declares (its -h output), including the
+// ones the run above cannot exercise without real files (--policy) and the
+// FUSE DaemonSet's `mount` flags.
+func TestBinaryAcceptsChartFlags(t *testing.T) {
+	bin := providerBinary(t)
+	chart := chartCopy(t)
+	out, err := runHelm(t, "template", releaseName, chart, "--namespace", namespace,
+		"--kube-version", kubeVersions[len(kubeVersions)-1],
+		"-f", filepath.Join(repoRoot(t), "examples", "values-fuse.yaml"),
+		"--set", "secrets-store-csi-driver.install=false",
+		"--set", "regionId=cn-hangzhou", "--set", "policy=x",
+		"--set", "kmsCACert=x", "--set", "cache.ttl=1m", "--set", "cache.maxStale=1h",
+		"--set", "endpoints.kms=a", "--set", "endpoints.oos=b", "--set", "endpoints.sts=c",
+		"--set", "allowedKmsEndpoints={d}", "--set", "throttle.maxConcurrentFetches=1",
+		"--set", "throttle.kms.qps=1", "--set", "throttle.kms.burst=1",
+		"--set", "throttle.oos.qps=1", "--set", "throttle.oos.burst=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, "all options", out)
+	dss := find[*appsv1.DaemonSet](objs)
+	for name, cname := range map[string]string{releaseName: "provider", releaseName + "-fuse": "fuse"} {
+		ds, ok := dss[name]
+		if !ok {
+			t.Fatalf("no DaemonSet %s", name)
+		}
+		c := container(t, ds.Spec.Template.Spec, cname)
+		sub := c.Args[0]
+		help, _ := exec.Command(bin, sub, "-h").CombinedOutput()
+		for _, a := range c.Args[1:] {
+			flag, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if !regexp.MustCompile(`(?m)^\s+--?` + regexp.QuoteMeta(flag) + `\b`).Match(help) {
+				t.Errorf("%s: `%s %s` does not declare -%s (from %q); its help:\n%s", name, filepath.Base(bin), sub, flag, a, help)
+			}
+		}
+	}
+}
+
+// podSim runs the provider container of a DaemonSet as a local process.
+type podSim struct {
+	t        *testing.T
+	c        corev1.Container
+	dir      string            // stands in for the node and the pod's volumes
+	paths    map[string]string // container mountPath -> local directory
+	ports    map[string]string // container port name -> loopback host:port
+	args     []string
+	env      []string
+	socket   string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	exitCode int
+	logs     *bytes.Buffer
+}
+
+// Dummy values for the Secret keys the example values read.
+var secretValues = map[string]string{
+	"id":              "LTAI0000000000000000test",
+	"secret":          "not-a-real-secret",
+	"rolearn":         "acs:ram::123456789012:role/csi-secrets-store-provider",
+	"oidcproviderarn": "acs:ram::123456789012:oidc-provider/ack-rrsa-c0123456789abcdef",
+}
+
+func newPodSim(t *testing.T, ds *appsv1.DaemonSet, configMaps map[string]*corev1.ConfigMap) *podSim {
+	pod := ds.Spec.Template.Spec
+	p := &podSim{t: t, c: container(t, pod, "provider"), paths: map[string]string{}, ports: map[string]string{}}
+	// Short: the socket path must stay under the 108-byte unix limit.
+	dir, err := os.MkdirTemp("", "csspa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p.dir = dir
+
+	for _, m := range p.c.VolumeMounts {
+		local := filepath.Join(dir, m.Name)
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p.paths[m.MountPath] = local
+		v := volume(t, pod, m.Name)
+		switch {
+		case v.ConfigMap != nil:
+			cm := configMaps[v.ConfigMap.Name]
+			if cm == nil {
+				t.Fatalf("volume %s: ConfigMap %s is not rendered", v.Name, v.ConfigMap.Name)
+			}
+			for k, val := range cm.Data {
+				writeFile(t, filepath.Join(local, k), val, 0o644)
+			}
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					writeFile(t, filepath.Join(local, src.ServiceAccountToken.Path), "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJzdHMuYWxpeXVuY3MuY29tIn0.c2ln", 0o400)
+				}
+			}
+		}
+	}
+	for _, port := range p.c.Ports {
+		p.ports[port.Name] = freeAddr(t)
+	}
+
+	for _, a := range p.c.Args {
+		k, v, hasValue := strings.Cut(a, "=")
+		switch {
+		case !hasValue:
+		case k == "--metrics-addr" || k == "--health-addr":
+			a = k + "=" + p.portFor(v)
+		default:
+			a = k + "=" + p.localPath(v)
+		}
+		p.args = append(p.args, a)
+	}
+	pv := flags(p.args)["--provider-volume"]
+	if pv == "" {
+		t.Fatal("no --provider-volume")
+	}
+	p.socket = filepath.Join(pv, socketName)
+
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Only what the container would have: no credentials of the host leak in.
+	p.env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "TMPDIR=" + p.localPath("/tmp")}
+	for _, e := range p.c.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			val, ok := secretValues[e.ValueFrom.SecretKeyRef.Key]
+			if !ok {
+				t.Fatalf("env %s reads key %q, which the examples' Secrets do not have", e.Name, e.ValueFrom.SecretKeyRef.Key)
+			}
+			p.env = append(p.env, e.Name+"="+val)
+		case e.ValueFrom == nil:
+			p.env = append(p.env, e.Name+"="+p.localPath(e.Value))
+		default:
+			t.Fatalf("env %s: unsupported source", e.Name)
+		}
+	}
+	return p
+}
+
+// localPath maps a path inside the container to the local stand-in.
+func (p *podSim) localPath(v string) string {
+	for mp, local := range p.paths {
+		if v == mp || strings.HasPrefix(v, mp+"/") {
+			return local + strings.TrimPrefix(v, mp)
+		}
+	}
+	return v
+}
+
+// portFor maps ":<containerPort>" to the loopback address of that port.
+func (p *podSim) portFor(addr string) string {
+	for _, port := range p.c.Ports {
+		if addr == fmt.Sprintf(":%d", port.ContainerPort) {
+			return p.ports[port.Name]
+		}
+	}
+	p.t.Fatalf("address %s is not a declared container port", addr)
+	return ""
+}
+
+func (p *podSim) start(bin string) {
+	p.t.Helper()
+	p.logs = &bytes.Buffer{}
+	p.cmd = exec.Command(bin, p.args...)
+	p.cmd.Env = p.env
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	cmd, done := p.cmd, p.done
+	go func() {
+		_ = cmd.Wait()
+		p.exitCode = cmd.ProcessState.ExitCode()
+		close(done)
+	}()
+	p.t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+func (p *podSim) kill(sig syscall.Signal) int {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return p.exitCode
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("still running 15s after %v\n%s", sig, p.logs.String())
+		return -1
+	}
+}
+
+// waitHealthy waits until the socket accepts connections and the liveness
+// and readiness probes, as the chart declares them, answer 200.
+func (p *podSim) waitHealthy() {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			p.t.Fatalf("provider exited with code %d before it was ready; args %q\n%s", p.exitCode, p.args, p.logs.String())
+		default:
+		}
+		last = ""
+		// Dial, not stat: a stale socket from a killed process exists too.
+		if c, err := net.DialTimeout("unix", p.socket, time.Second); err != nil {
+			last = err.Error()
+		} else {
+			c.Close()
+		}
+		for _, probe := range []*corev1.Probe{p.c.LivenessProbe, p.c.ReadinessProbe} {
+			if last == "" {
+				last = p.get(probe.HTTPGet.Port.String(), probe.HTTPGet.Path)
+			}
+		}
+		if last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("not healthy after 20s: %s; args %q\n%s", last, p.args, p.logs.String())
+}
+
+// get returns "" when GET path on the named port answers 200.
+func (p *podSim) get(port, path string) string {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + p.ports[port] + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("GET %s: %s", path, resp.Status)
+	}
+	return ""
+}
+
+// checkSocket checks the socket the way the driver uses it.
+func (p *podSim) checkSocket() {
+	p.t.Helper()
+	fi, err := os.Lstat(p.socket)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		p.t.Errorf("%s: mode %v, want a socket with 0600", p.socket, fi.Mode())
+	}
+	conn, err := grpc.NewClient("unix://"+p.socket, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("localhost"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := v1alpha1.NewCSIDriverProviderClient(conn).Version(ctx, &v1alpha1.VersionRequest{Version: "v1alpha1"})
+	if err != nil {
+		p.t.Fatalf("Version over %s: %v\n%s", p.socket, err, p.logs.String())
+	}
+	if resp.RuntimeName == "" || resp.Version != "v1alpha1" {
+		p.t.Errorf("Version answered %+v", resp)
+	}
+}
+
+func (p *podSim) checkMetrics() {
+	p.t.Helper()
+	if msg := p.get("metrics", "/metrics"); msg != "" {
+		p.t.Errorf("metrics port: %s", msg)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestCA writes a self-signed CA certificate (PEM) for kmsCACert.
+func writeTestCA(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chart-test KMS instance CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	writeFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
+	return path
+}

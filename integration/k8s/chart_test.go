@@ -1,0 +1,589 @@
+package k8s
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/version"
+	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Facts about the provider binary the chart must match.
+const (
+	// serve --provider-volume default; the socket is <dir>/alibabacloud.sock.
+	binaryProviderVolume = "/var/run/secrets-store-csi-providers"
+	socketName           = "alibabacloud.sock"
+	// ALICLOUD_OIDC_TOKEN_FILE default: where rrsa.enable projects the token.
+	rrsaTokenFile = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud"
+	stsAudience   = "sts.aliyuncs.com"
+	// The ServiceAccount name RAM roles trust in the guide's RRSA condition.
+	providerSA = "csi-secrets-store-provider-alibabacloud"
+)
+
+// binaryEnv is every environment variable the provider reads.
+var binaryEnv = []string{
+	"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ALICLOUD_ROLE_ARN", "ALICLOUD_ROLE_SESSION_NAME",
+	"ALICLOUD_ROLE_SESSION_EXPIRATION", "ALICLOUD_OIDC_PROVIDER_ARN", "ALICLOUD_OIDC_TOKEN_FILE",
+	"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ROLE_ARN",
+	"ALIBABA_CLOUD_ROLE_SESSION_NAME", "ALIBABA_CLOUD_ROLE_SESSION_EXPIRATION",
+	"ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+}
+
+// kubeVersions: the oldest the bundled driver supports, and one where the
+// driver chart adds serviceAccountTokenInSecrets to the CSIDriver.
+var kubeVersions = []string{"v1.30.0", "v1.35.0"}
+
+// env is what one variable of the provider container must be: a Secret key
+// reference, or a literal value.
+type env struct{ secret, key, value string }
+
+func fromSecret(key string) env { return env{secret: "alibaba-credentials", key: key} }
+
+// scenario is one way users install the chart: a credential mode from the
+// guide (with the guide's own values snippets, in examples/), plus options.
+type scenario struct {
+	name   string
+	values []string // files in examples/
+	sets   []string // extra --set
+	env    map[string]env
+	rrsa   bool
+	// driver settings the values ask for
+	rotation bool
+	poll     string
+	sync     bool
+	fuse     bool
+	cacheTTL string // expected --cache-ttl
+}
+
+var scenarios = []scenario{
+	{name: "defaults", poll: "2m", cacheTTL: "2m"},
+	{name: "worker-role", values: []string{"values-worker-role.yaml"}, poll: "2m", cacheTTL: "2m"},
+	{
+		name: "rrsa", values: []string{"values-rrsa.yaml"}, rrsa: true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": fromSecret("oidcproviderarn"),
+			"ALICLOUD_OIDC_TOKEN_FILE":   {value: rrsaTokenFile},
+		},
+	},
+	{
+		name: "accesskey-role", values: []string{"values-accesskey-role.yaml"}, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ACCESS_KEY_ID":     fromSecret("id"),
+			"SECRET_ACCESS_KEY": fromSecret("secret"),
+			"ALICLOUD_ROLE_ARN": fromSecret("rolearn"),
+		},
+	},
+	{
+		name: "rrsa+rotation+sync", values: []string{"values-rrsa.yaml", "values-rotation-sync.yaml"},
+		rrsa: true, rotation: true, poll: "120s", sync: true, cacheTTL: "120s",
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": fromSecret("oidcproviderarn"),
+			"ALICLOUD_OIDC_TOKEN_FILE":   {value: rrsaTokenFile},
+		},
+	},
+	{
+		// The guide's --set style, and an explicit cache TTL that wins over the poll interval.
+		name: "accesskey-role+rotation-set+cache-ttl", values: []string{"values-accesskey-role.yaml"},
+		sets: []string{
+			"secrets-store-csi-driver.enableSecretRotation=true",
+			"secrets-store-csi-driver.rotationPollInterval=5m",
+			"cache.ttl=90s",
+		},
+		rotation: true, poll: "5m", cacheTTL: "90s",
+		env: map[string]env{
+			"ACCESS_KEY_ID":     fromSecret("id"),
+			"SECRET_ACCESS_KEY": fromSecret("secret"),
+			"ALICLOUD_ROLE_ARN": fromSecret("rolearn"),
+		},
+	},
+	{name: "worker-role+fuse", values: []string{"values-worker-role.yaml", "values-fuse.yaml"}, fuse: true, poll: "2m", cacheTTL: "2m"},
+}
+
+// TestChart lints and renders the chart for every credential mode, with the
+// bundled driver on and off, for each Kubernetes version, and checks the
+// strictly decoded objects.
+func TestChart(t *testing.T) {
+	chart := chartCopy(t)
+	for _, sc := range scenarios {
+		for _, driverOn := range []bool{true, false} {
+			for _, kv := range kubeVersions {
+				name := fmt.Sprintf("%s/driver=%v/%s", sc.name, driverOn, kv)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					args := valuesArgs(t, sc.values, append(slices.Clone(sc.sets),
+						fmt.Sprintf("secrets-store-csi-driver.install=%v", driverOn)))
+
+					if _, err := runHelm(t, append([]string{"lint", "--strict", "--kube-version", kv, chart}, args...)...); err != nil {
+						t.Fatal(err)
+					}
+					out, err := runHelm(t, append([]string{"template", releaseName, chart,
+						"--namespace", namespace, "--kube-version", kv}, args...)...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					objs := decodeAll(t, name, out)
+					checkProvider(t, objs, sc)
+					checkDriver(t, objs, sc, driverOn, kv)
+					checkFuse(t, objs, sc)
+				})
+			}
+		}
+	}
+}
+
+func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
+	ds, ok := find[*appsv1.DaemonSet](objs)[releaseName]
+	if !ok {
+		t.Fatalf("no DaemonSet %s", releaseName)
+	}
+	if ds.Namespace != namespace {
+		t.Errorf("DaemonSet namespace %q, want %q", ds.Namespace, namespace)
+	}
+	pod := ds.Spec.Template.Spec
+	c := container(t, pod, "provider")
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("provider args %q: want the serve subcommand first", c.Args)
+	}
+	f := flags(c.Args[1:])
+
+	// The socket: the driver dials <providersDir>/alibabacloud.sock on the
+	// host; the provider must create it in the same host directory.
+	pv := f["--provider-volume"]
+	if pv != binaryProviderVolume {
+		t.Errorf("--provider-volume=%q, want %q (the driver's providersDir)", pv, binaryProviderVolume)
+	}
+	hostDirMounted := false
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != pv {
+			continue
+		}
+		v := volume(t, pod, m.Name)
+		if v.HostPath == nil || v.HostPath.Path != binaryProviderVolume {
+			t.Errorf("provider volume %q at %s is %+v, want hostPath %s", m.Name, pv, v.VolumeSource, binaryProviderVolume)
+		}
+		if v.HostPath != nil && (v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate) {
+			t.Errorf("provider hostPath type %v, want DirectoryOrCreate", v.HostPath.Type)
+		}
+		if m.ReadOnly {
+			t.Error("the provider volume is read-only; the provider must create its socket there")
+		}
+		hostDirMounted = true
+	}
+	if !hostDirMounted {
+		t.Errorf("nothing is mounted at --provider-volume=%s", pv)
+	}
+
+	// Security: uid 0 for the root-owned hostPath, and nothing more.
+	sc0 := c.SecurityContext
+	switch {
+	case sc0 == nil:
+		t.Fatal("provider has no securityContext")
+	case sc0.RunAsUser == nil || *sc0.RunAsUser != 0:
+		t.Errorf("runAsUser %v, want 0 (the socket directory is root-owned)", sc0.RunAsUser)
+	case sc0.ReadOnlyRootFilesystem == nil || !*sc0.ReadOnlyRootFilesystem:
+		t.Error("readOnlyRootFilesystem is not true")
+	case sc0.AllowPrivilegeEscalation == nil || *sc0.AllowPrivilegeEscalation:
+		t.Error("allowPrivilegeEscalation is not false")
+	case sc0.Privileged != nil && *sc0.Privileged:
+		t.Error("provider is privileged")
+	case sc0.Capabilities == nil || !slices.Equal(sc0.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc0.Capabilities.Add) != 0:
+		t.Errorf("capabilities %+v, want drop [ALL] and add nothing", sc0.Capabilities)
+	case sc0.SeccompProfile == nil || sc0.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("seccompProfile %+v, want RuntimeDefault", sc0.SeccompProfile)
+	}
+	if pod.HostPID || pod.HostIPC {
+		t.Error("provider shares the host PID or IPC namespace")
+	}
+
+	// Scheduling: on every Linux node, critical, rolling.
+	if pod.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName %q", pod.PriorityClassName)
+	}
+	if pod.NodeSelector["kubernetes.io/os"] != "linux" {
+		t.Errorf("nodeSelector %v lacks kubernetes.io/os=linux", pod.NodeSelector)
+	}
+	if !slices.ContainsFunc(pod.Tolerations, func(tol corev1.Toleration) bool {
+		return tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == ""
+	}) {
+		t.Errorf("tolerations %+v do not tolerate every taint", pod.Tolerations)
+	}
+	if ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType {
+		t.Errorf("updateStrategy %v", ds.Spec.UpdateStrategy.Type)
+	}
+	if len(c.Resources.Requests) == 0 || len(c.Resources.Limits) == 0 {
+		t.Errorf("resources %+v: want requests and limits", c.Resources)
+	}
+	sel := ds.Spec.Selector.MatchLabels
+	for k, v := range sel {
+		if ds.Spec.Template.Labels[k] != v {
+			t.Errorf("selector %s=%s does not match the pod labels", k, v)
+		}
+	}
+
+	// Probes and metrics on the ports the flags open.
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if got := f["--health-addr"]; got != fmt.Sprintf(":%d", ports["health"]) {
+		t.Errorf("--health-addr=%q but the health port is %d", got, ports["health"])
+	}
+	if got := f["--metrics-addr"]; got != fmt.Sprintf(":%d", ports["metrics"]) {
+		t.Errorf("--metrics-addr=%q but the metrics port is %d", got, ports["metrics"])
+	}
+	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != "health" {
+			t.Errorf("probe %+v, want GET %s on port health", probe, want)
+		}
+	}
+	if f["--cache-ttl"] != sc.cacheTTL {
+		t.Errorf("--cache-ttl=%q, want %q", f["--cache-ttl"], sc.cacheTTL)
+	}
+
+	// Credentials: exactly the env of the mode, all names the binary reads.
+	got := map[string]env{}
+	for _, e := range c.Env {
+		if !slices.Contains(binaryEnv, e.Name) {
+			t.Errorf("env %s is not read by the provider", e.Name)
+		}
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			got[e.Name] = env{secret: e.ValueFrom.SecretKeyRef.Name, key: e.ValueFrom.SecretKeyRef.Key}
+		case e.ValueFrom == nil:
+			got[e.Name] = env{value: e.Value}
+		default:
+			t.Errorf("env %s has an unexpected source %+v", e.Name, e.ValueFrom)
+		}
+	}
+	want := sc.env
+	if want == nil {
+		want = map[string]env{}
+	}
+	if fmt.Sprint(sortedEnv(got)) != fmt.Sprint(sortedEnv(want)) {
+		t.Errorf("env\n got %v\nwant %v", sortedEnv(got), sortedEnv(want))
+	}
+
+	// RRSA: the token with audience sts.aliyuncs.com at the binary's default path.
+	var tokenFiles []string
+	for _, v := range pod.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.ServiceAccountToken == nil {
+				continue
+			}
+			if src.ServiceAccountToken.Audience != stsAudience {
+				t.Errorf("projected token audience %q, want %q", src.ServiceAccountToken.Audience, stsAudience)
+			}
+			m, ok := mountOf(c, v.Name)
+			if !ok {
+				t.Errorf("projected token volume %s is not mounted", v.Name)
+				continue
+			}
+			tokenFiles = append(tokenFiles, filepath.Join(m.MountPath, src.ServiceAccountToken.Path))
+		}
+	}
+	switch {
+	case sc.rrsa && !slices.Equal(tokenFiles, []string{rrsaTokenFile}):
+		t.Errorf("rrsa: token files %v, want [%s]", tokenFiles, rrsaTokenFile)
+	case !sc.rrsa && len(tokenFiles) != 0:
+		t.Errorf("no rrsa, yet token files %v", tokenFiles)
+	}
+
+	// ServiceAccount and RBAC: only `get serviceaccounts`, for per-pod RRSA.
+	if pod.ServiceAccountName != providerSA {
+		t.Errorf("serviceAccountName %q, want %q (the guide's oidc:sub condition)", pod.ServiceAccountName, providerSA)
+	}
+	if sa, ok := find[*corev1.ServiceAccount](objs)[providerSA]; !ok || sa.Namespace != namespace {
+		t.Errorf("ServiceAccount %s/%s missing", namespace, providerSA)
+	}
+	role, ok := find[*rbacv1.ClusterRole](objs)[releaseName]
+	if !ok {
+		t.Fatalf("no ClusterRole %s", releaseName)
+	}
+	wantRules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}}}
+	if fmt.Sprint(role.Rules) != fmt.Sprint(wantRules) {
+		t.Errorf("ClusterRole rules %+v, want %+v", role.Rules, wantRules)
+	}
+	binding, ok := find[*rbacv1.ClusterRoleBinding](objs)[releaseName]
+	if !ok || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
+		binding.Subjects[0].Name != providerSA || binding.Subjects[0].Namespace != namespace {
+		t.Errorf("ClusterRoleBinding %+v does not bind %s to %s/%s", binding, role.Name, namespace, providerSA)
+	}
+
+	// Nothing of ours lands outside the release namespace.
+	for _, o := range objs {
+		m, ok := o.(interface {
+			GetNamespace() string
+			GetLabels() map[string]string
+			GetName() string
+		})
+		if ok && m.GetLabels()["app.kubernetes.io/name"] == chartName && m.GetNamespace() != "" && m.GetNamespace() != namespace {
+			t.Errorf("%s is in namespace %q", m.GetName(), m.GetNamespace())
+		}
+	}
+}
+
+func checkDriver(t *testing.T, objs []runtime.Object, sc scenario, on bool, kubeVersion string) {
+	drivers := find[*storagev1.CSIDriver](objs)
+	ds, haveDS := find[*appsv1.DaemonSet](objs)["secrets-store-csi-driver"]
+	if !on {
+		if len(drivers) != 0 || haveDS {
+			t.Errorf("secrets-store-csi-driver.install=false still renders the driver (%d CSIDriver, DaemonSet %v)", len(drivers), haveDS)
+		}
+		return
+	}
+	csi, ok := drivers["secrets-store.csi.k8s.io"]
+	if !ok || !haveDS {
+		t.Fatalf("driver not rendered: CSIDriver %v, DaemonSet %v", ok, haveDS)
+	}
+	if !slices.ContainsFunc(csi.Spec.TokenRequests, func(r storagev1.TokenRequest) bool { return r.Audience == stsAudience }) {
+		t.Errorf("CSIDriver tokenRequests %+v lack audience %s (per-pod RRSA)", csi.Spec.TokenRequests, stsAudience)
+	}
+	if csi.Spec.RequiresRepublish == nil || *csi.Spec.RequiresRepublish != sc.rotation {
+		t.Errorf("CSIDriver requiresRepublish %v, want %v", csi.Spec.RequiresRepublish, sc.rotation)
+	}
+	if version.MustParseSemantic(kubeVersion).AtLeast(version.MustParseSemantic("v1.35.0")) &&
+		(csi.Spec.ServiceAccountTokenInSecrets == nil || !*csi.Spec.ServiceAccountTokenInSecrets) {
+		t.Errorf("on %s the CSIDriver should carry serviceAccountTokenInSecrets", kubeVersion)
+	}
+
+	f := flags(container(t, ds.Spec.Template.Spec, "secrets-store").Args)
+	if f["--provider-volume"] != binaryProviderVolume {
+		t.Errorf("driver --provider-volume=%q, want %q where the provider puts %s", f["--provider-volume"], binaryProviderVolume, socketName)
+	}
+	if rot, ok := f["--enable-secret-rotation"]; (ok && rot == "true") != sc.rotation {
+		t.Errorf("driver --enable-secret-rotation=%q (present %v), want rotation %v", rot, ok, sc.rotation)
+	}
+	if f["--rotation-poll-interval"] != sc.poll {
+		t.Errorf("driver --rotation-poll-interval=%q, want %q", f["--rotation-poll-interval"], sc.poll)
+	}
+	if _, ok := find[*rbacv1.ClusterRole](objs)["secretprovidersyncing-role"]; ok != sc.sync {
+		t.Errorf("secret sync RBAC rendered %v, want %v", ok, sc.sync)
+	}
+}
+
+func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
+	ds, ok := find[*appsv1.DaemonSet](objs)[releaseName+"-fuse"]
+	if ok != sc.fuse {
+		t.Fatalf("FUSE DaemonSet rendered %v, want %v", ok, sc.fuse)
+	}
+	if !sc.fuse {
+		return
+	}
+	pod := ds.Spec.Template.Spec
+	c := container(t, pod, "fuse")
+	if len(c.Args) == 0 || c.Args[0] != "mount" {
+		t.Fatalf("fuse args %q: want the mount subcommand first", c.Args)
+	}
+	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+		t.Error("the FUSE container must be privileged to mount")
+	}
+	var mountpoint string
+	var classes []string
+	for _, a := range c.Args[1:] {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "--mountpoint":
+			mountpoint = v
+		case "--class":
+			classes = append(classes, v)
+		}
+	}
+	m, ok := mountOf(c, "mountpoint")
+	if !ok || m.MountPath != mountpoint || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional {
+		t.Errorf("mountpoint mount %+v: want %s with Bidirectional propagation", m, mountpoint)
+	}
+	if v := volume(t, pod, "mountpoint"); v.HostPath == nil || v.HostPath.Path != mountpoint {
+		t.Errorf("mountpoint volume %+v is not hostPath %s", v.VolumeSource, mountpoint)
+	}
+	if v := volume(t, pod, "dev-fuse"); v.HostPath == nil || v.HostPath.Path != "/dev/fuse" {
+		t.Errorf("dev-fuse volume %+v", v.VolumeSource)
+	}
+	if _, ok := mountOf(c, "dev-fuse"); !ok {
+		t.Error("/dev/fuse is not mounted")
+	}
+	// Every --class is a key of the ConfigMap mounted at its directory, and
+	// holds a SecretProviderClass the provider can parse.
+	cm, ok := find[*corev1.ConfigMap](objs)[releaseName+"-fuse-classes"]
+	if !ok {
+		t.Fatal("no classes ConfigMap")
+	}
+	cmMount, _ := mountOf(c, "classes")
+	if len(classes) == 0 {
+		t.Error("no --class")
+	}
+	for _, p := range classes {
+		if filepath.Dir(p) != cmMount.MountPath {
+			t.Errorf("--class=%s is not under the classes mount %s", p, cmMount.MountPath)
+		}
+		text, ok := cm.Data[filepath.Base(p)]
+		if !ok {
+			t.Errorf("--class=%s: no such key in the ConfigMap", p)
+			continue
+		}
+		for _, o := range decodeAll(t, p, text) {
+			spc, ok := o.(*secretsstorev1.SecretProviderClass)
+			if !ok {
+				t.Errorf("%s holds a %T, want a SecretProviderClass", p, o)
+				continue
+			}
+			checkSPC(t, p, spc)
+		}
+	}
+}
+
+func sortedEnv(m map[string]env) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%+v", k, v))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestChartRejects checks that values that cannot work fail the render with
+// a message naming the fix, instead of producing a broken DaemonSet.
+func TestChartRejects(t *testing.T) {
+	chart := chartCopy(t)
+	cases := []struct {
+		name string
+		sets []string
+		want string
+	}{
+		{"rrsa without role", []string{"rrsa.enable=true"}, "ALICLOUD_ROLE_ARN"},
+		{"rrsa without oidc provider", []string{"rrsa.enable=true",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=alibaba-credentials",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.key=rolearn"}, "ALICLOUD_OIDC_PROVIDER_ARN"},
+		{"misspelt rrsa key", []string{"rrsa.enabled=true"}, "enabled"},
+		{"env without key", []string{"envVarsFromSecret.ACCESS_KEY_ID.secretKeyRef=alibaba-credentials"}, "key"},
+		{"env with a Kubernetes-style secretKeyRef", []string{
+			"envVarsFromSecret.ACCESS_KEY_ID.secretKeyRef.name=alibaba-credentials",
+			"envVarsFromSecret.ACCESS_KEY_ID.key=id"}, "secretKeyRef"},
+		{"poll interval without unit", []string{"secrets-store-csi-driver.rotationPollInterval=120"}, "rotationPollInterval"},
+		{"socket directories differ", []string{"linux.providersDir=/opt/providers"}, "providersDir"},
+		{"fuse without classes", []string{"fuse.enabled=true"}, "fuse.classes"},
+		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"template", releaseName, chart, "--namespace", namespace, "--kube-version", kubeVersions[len(kubeVersions)-1]}
+			for _, s := range tc.sets {
+				args = append(args, "--set", s)
+			}
+			_, err := runHelm(t, args...)
+			if err == nil {
+				t.Fatalf("rendered without error; want a failure mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error does not mention %q:\n%v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestChartPackage packages the chart with its dependency, as a release would.
+func TestChartPackage(t *testing.T) {
+	chart := chartCopy(t)
+	dest := t.TempDir()
+	if _, err := runHelm(t, "package", chart, "--destination", dest); err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Version string `json:"version"`
+	}
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "charts", chartName, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, chartName+"-"+meta.Version+".tgz")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChartValuesDocumented keeps values.yaml and README.md in step: every
+// leaf key of values.yaml has a comment and a row in the README's table.
+func TestChartValuesDocumented(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "charts", chartName)
+	raw, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for _, key := range leafKeys("", values) {
+		if !strings.Contains(string(readme), "`"+key+"`") {
+			t.Errorf("README.md has no row for `%s`", key)
+		}
+		// The key's line must follow a comment line (or a comment of its parent).
+		last := key[strings.LastIndex(key, ".")+1:]
+		if !commented(lines, last) {
+			t.Errorf("values.yaml: %s has no comment", key)
+		}
+	}
+}
+
+// leafKeys lists dotted keys down to values that are not maps, and stops at
+// maps that are values themselves (resources, affinity, ...).
+func leafKeys(prefix string, m map[string]any) []string {
+	opaque := map[string]bool{
+		"linux.resources": true, "linux.affinity": true, "linux.updateStrategy": true,
+		"fuse.resources": true, "fuse.classes": true, "envVarsFromSecret": true,
+		"linux.nodeSelector": true, "linux.podLabels": true, "linux.podAnnotations": true,
+		"linux.daemonsetAnnotations": true, "fuse.nodeSelector": true, "serviceAccount.annotations": true,
+	}
+	var out []string
+	for k, v := range m {
+		key := strings.TrimPrefix(prefix+"."+k, ".")
+		if sub, ok := v.(map[string]any); ok && !opaque[key] && len(sub) > 0 {
+			out = append(out, leafKeys(key, sub)...)
+			continue
+		}
+		out = append(out, key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// commented reports whether some line defining key is preceded by a comment.
+func commented(lines []string, key string) bool {
+	for i, l := range lines {
+		if strings.TrimSpace(l) == key+":" || strings.HasPrefix(strings.TrimSpace(l), key+": ") {
+			for j := i - 1; j >= 0; j-- {
+				p := strings.TrimSpace(lines[j])
+				if strings.HasPrefix(p, "#") {
+					return true
+				}
+				if p != "" {
+					break
+				}
+			}
+		}
+	}
+	return false
+}
