@@ -45,6 +45,7 @@ type call struct {
 	faultOutcome string   // set when a fault replaced the response
 	faultNotes   []string // every fault that fired, for the log
 	rec          RequestRecord
+	recorded     bool
 }
 
 func (e *Emulator) newCall(w http.ResponseWriter, r *http.Request, route string) *call {
@@ -156,9 +157,10 @@ func (c *call) writeRaw(status int, contentType string, body []byte) {
 	c.setCommonHeaders()
 	c.w.Header().Set("Content-Type", contentType)
 	c.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	c.status = status
+	c.record()
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(body)
-	c.status = status
 }
 
 // writeError answers with the POP error body
@@ -191,8 +193,18 @@ func productName(route string) string {
 	}
 }
 
-// finish records the call in the counters and the request log.
-func (c *call) finish() {
+// finish records the call if no response did so.
+func (c *call) finish() { c.record() }
+
+// record adds the call to the counters and the request log, once. It runs
+// just before the response is committed (first byte written, connection
+// reset or closed, hang started), so that a client that has its answer
+// always finds its call counted.
+func (c *call) record() {
+	if c.recorded {
+		return
+	}
+	c.recorded = true
 	outcome := OutcomeOK
 	switch {
 	case c.faultOutcome != "":
@@ -227,6 +239,7 @@ func faultSuffix(f string) string {
 func (c *call) down() {
 	c.faultNotes = append(c.faultNotes, "down")
 	c.faultOutcome = "fault:down"
+	c.record()
 	resetConn(c.w)
 }
 

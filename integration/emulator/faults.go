@@ -331,18 +331,21 @@ func (e *Emulator) applyFaults(c *call) bool {
 				return true
 			}
 		case FaultHang:
+			c.faultOutcome = "fault:hang"
+			c.record()
 			select {
 			case <-c.r.Context().Done():
 			case <-e.closing:
 			}
-			c.faultOutcome = "fault:hang"
 			return true
 		case FaultReset:
 			c.faultOutcome = "fault:reset"
+			c.record()
 			resetConn(c.w)
 			return true
 		case FaultClose:
 			c.faultOutcome = "fault:close"
+			c.record()
 			closeConn(c.w)
 			return true
 		case FaultText:

@@ -27,9 +27,8 @@ func TestMain(m *testing.M) {
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"} {
 		os.Unsetenv(k)
 	}
-	// No test relies on the default credential chain; make sure a stray
-	// one never waits on the real metadata address.
-	os.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	// The ECS provider builder refuses to build when this is set.
+	os.Unsetenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
 	ca, err := emulator.NewCA()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

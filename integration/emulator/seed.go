@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -207,6 +209,9 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration
 func ParseSeed(data []byte) (*Seed, error) {
 	var s Seed
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		if path := unknownFieldPath(data); path != "" {
+			return nil, fmt.Errorf("emulator seed: %s: unknown field", path)
+		}
 		return nil, fmt.Errorf("emulator seed: %w", err)
 	}
 	if err := s.Validate(); err != nil {
@@ -366,6 +371,8 @@ func secretVersionsFromSeed(sec Secret) ([]*secretVersion, error) {
 	switch {
 	case sec.Value != "" && len(sec.Versions) > 0:
 		return nil, errors.New("give either value or versions, not both")
+	case sec.Value == "" && len(sec.Versions) == 0:
+		return nil, errors.New("give value or versions")
 	case len(sec.Versions) > 0:
 		if sec.DataType != "" {
 			return nil, errors.New("dataType belongs on each version when versions are given")
@@ -571,4 +578,90 @@ func (e *Emulator) loadSeed(s *Seed) {
 	if e.opts.SessionTTL > 0 {
 		e.sessionTTL = e.opts.SessionTTL
 	}
+}
+
+// unknownFieldPath finds the first key of the YAML document that the Seed
+// type does not have, as a path like secrets[0].valeu, so that the error
+// says where the typo is. It returns "" when it finds none.
+func unknownFieldPath(data []byte) string {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return ""
+	}
+	var doc any
+	if json.Unmarshal(j, &doc) != nil {
+		return ""
+	}
+	return findUnknown(doc, reflect.TypeOf(Seed{}), "")
+}
+
+func findUnknown(v any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		if t == reflect.TypeOf(Duration{}) {
+			return ""
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				return joinPath(path, k)
+			}
+			if p := findUnknown(m[k], ft, joinPath(path, k)); p != "" {
+				return p
+			}
+		}
+	case reflect.Slice:
+		items, ok := v.([]any)
+		if !ok {
+			return ""
+		}
+		for i, item := range items {
+			if p := findUnknown(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if p := findUnknown(m[k], t.Elem(), fmt.Sprintf("%s[%q]", path, k)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
