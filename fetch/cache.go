@@ -244,6 +244,12 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 		if err, recent := c.recentFailure(r, now); recent {
 			return c.staleOr(k, e, age, err)
 		}
+		// A background refresh is already on its way: a hot entry does not
+		// make a Mount wait on the network for the last moments of it.
+		if r.busy.Load() && age < c.opts.TTL+c.revalidateGrace() {
+			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeHit)
+			return e, OutcomeHit, nil
+		}
 		ne, _, err := c.load(ctx, r)
 		if err == nil {
 			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeRefreshed)
@@ -269,6 +275,12 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 	}
 	c.opts.Observer.CacheLookup(k.Type, k.Name, o)
 	return ne, o, nil
+}
+
+// revalidateGrace is how long past TTL an entry whose background refresh is
+// in flight is still served without waiting for it.
+func (c *Cache) revalidateGrace() time.Duration {
+	return min(c.opts.TTL/2, 30*time.Second)
 }
 
 // StaleError is returned once the last good value is older than TTL+MaxStale.

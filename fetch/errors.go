@@ -137,6 +137,10 @@ func Classify(service ObjectType, action string, err error) *Error {
 	out := &Error{Kind: KindInternal, Service: service, Action: action, Err: err}
 	var se *tea.SDKError
 	switch {
+	case isTimeout(err) && !errors.Is(err, context.Canceled):
+		// An SDK/transport timeout (read or connect timeout, or the
+		// http.Client's), not the caller's deadline: retryable.
+		out.Kind, out.Message = KindUnavailable, "timed out talking to the endpoint"
 	case errors.Is(err, context.DeadlineExceeded):
 		out.Kind, out.Message = KindDeadline, "the request's deadline passed before "+string(service)+" answered"
 	case errors.Is(err, context.Canceled):

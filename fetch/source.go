@@ -191,6 +191,9 @@ func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (Resul
 		res, err = s.getOOS(ctx, c, t)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err() // the caller's deadline or cancellation, whatever the transport said
+		}
 		e := Classify(t.Type, actionOf(t.Type), err)
 		if e.Kind == KindThrottled && e.RetryAfter == 0 {
 			e.RetryAfter = c.http.hint()
