@@ -1,16 +1,22 @@
 package emulator_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
@@ -410,5 +416,87 @@ func TestCredentialsURI(t *testing.T) {
 	mustSecret(t, kmsClient(t, e, cred), emulator.DemoSecretJSON)
 	if e.Calls("uri") != 1 || e.CallsBy("kms", emulator.DemoRoleARN) != 1 {
 		t.Fatalf("uri calls %d, kms by role %d", e.Calls("uri"), e.CallsBy("kms", emulator.DemoRoleARN))
+	}
+}
+
+// replayProxy is a test HTTP proxy that hands each request the SDK sends
+// to the emulator, then lets the test send altered copies of it.
+type replayProxy struct {
+	t      *testing.T
+	target string
+	mu     sync.Mutex
+	last   *http.Request
+	body   []byte
+}
+
+func (p *replayProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	p.mu.Lock()
+	p.last, p.body = r.Clone(context.Background()), body
+	p.mu.Unlock()
+	status, out, hdr := p.send(func(*http.Request) {})
+	for k, v := range hdr {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+// send forwards the last SDK request, after mod, to the emulator.
+func (p *replayProxy) send(mod func(*http.Request)) (int, []byte, http.Header) {
+	p.mu.Lock()
+	req := p.last.Clone(context.Background())
+	body := p.body
+	p.mu.Unlock()
+	req.RequestURI = ""
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	mod(req)
+	resp, err := (&http.Transport{}).RoundTrip(req) // req.URL is the emulator (absolute form)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, resp.Header
+}
+
+func TestReplayAndTampering(t *testing.T) {
+	e := start(t, nil, emulator.Options{})
+	p := &replayProxy{t: t}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	kc := kmsClient(t, e, demoCred(t), func(c *openapi.Config) { c.HttpProxy = tea.String(srv.URL) })
+	mustSecret(t, kc, emulator.DemoSecretJSON)
+
+	code := func(status int, body []byte, _ http.Header) string {
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		return fmt.Sprint(status, " ", m["Code"])
+	}
+	if got := code(p.send(func(*http.Request) {})); got != "400 SignatureNonceUsed" {
+		t.Errorf("replay: %s", got)
+	}
+	if got := code(p.send(func(r *http.Request) {
+		r.Header.Set("x-acs-signature-nonce", "fresh-nonce")
+	})); got != "400 SignatureDoesNotMatch" {
+		t.Errorf("changed signed header: %s", got)
+	}
+	if got := code(p.send(func(r *http.Request) {
+		q := r.URL.Query()
+		q.Set("SecretName", emulator.DemoSecretBinary)
+		r.URL.RawQuery = q.Encode()
+	})); got != "400 SignatureDoesNotMatch" {
+		t.Errorf("changed query: %s", got)
+	}
+	if got := code(p.send(func(r *http.Request) {
+		r.Header.Set("x-acs-date", time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05Z"))
+	})); got != "400 InvalidTimeStamp.Expired" {
+		t.Errorf("stale date: %s", got)
+	}
+	if got := code(p.send(func(r *http.Request) {
+		r.Body = io.NopCloser(strings.NewReader("SecretName=x"))
+		r.ContentLength = 12
+	})); got != "400 SignatureDoesNotMatch" {
+		t.Errorf("changed body: %s", got)
 	}
 }

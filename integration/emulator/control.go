@@ -32,13 +32,14 @@ func (e *Emulator) ExampleCommands() []string {
 	u := e.URL() + controlPrefix
 	return []string{
 		"curl -s " + u + "counters",
-		"curl -s " + u + "requests?limit=5",
+		"curl -s '" + u + "requests?limit=5'",
 		"curl -s -X POST " + u + "kms/secrets -d '{\"name\":\"" + DemoSecretJSON + "\",\"value\":\"{\\\"username\\\":\\\"testuser\\\",\\\"password\\\":\\\"rotated\\\"}\"}'",
 		"curl -s -X POST " + u + "oos/parameters -d '{\"name\":\"" + DemoParameter + "\",\"value\":\"v2\"}'",
 		"curl -s -X POST " + u + "faults -d '{\"route\":\"kms\",\"kind\":\"throttle\",\"count\":1}'",
 		"curl -s -X POST " + u + "faults -d '{\"route\":\"kms\",\"kind\":\"latency\",\"latency\":\"2s\"}'",
 		"curl -s -X DELETE " + u + "faults",
-		"curl -s -X POST " + u + "down   # and: curl -s -X POST " + u + "up",
+		"curl -s -X POST " + u + "down",
+		"curl -s -X POST " + u + "up",
 		"curl -s -X POST " + u + "reset",
 	}
 }

@@ -177,7 +177,7 @@ func (l *requestLog) add(r RequestRecord) {
 func (l *requestLog) list() []RequestRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []RequestRecord
+	out := []RequestRecord{}
 	if l.full {
 		out = append(out, l.buf[l.next:]...)
 	}

@@ -240,3 +240,23 @@ func TestAPIThroughProxy(t *testing.T) {
 		t.Fatalf("records = %+v", recs)
 	}
 }
+
+func TestLegacyV1SignedRPC(t *testing.T) {
+	// SignatureAlgorithm "v2" makes the SDK use DoRPCRequest: Action and
+	// Version in the query and a v1 HMAC-SHA1 Signature parameter.
+	e := start(t, nil, emulator.Options{})
+	v2 := func(c *openapi.Config) { c.SignatureAlgorithm = tea.String("v2") }
+	if got := tea.StringValue(mustSecret(t, kmsClient(t, e, demoCred(t), v2), emulator.DemoSecretJSON).SecretData); got != emulator.DemoSecretJSONValue {
+		t.Fatalf("v1-signed KMS: %q", got)
+	}
+	if p, err := getParam(oosClient(t, e, demoCred(t), v2), emulator.DemoParameter); err != nil || tea.StringValue(p.Value) != emulator.DemoParameterValue {
+		t.Fatalf("v1-signed OOS: %v %v", p, err)
+	}
+	_, err := getSecret(kmsClient(t, e, akCred(t, emulator.DemoAccessKeyID, "bad"), v2), emulator.DemoSecretJSON)
+	wantSDKError(t, err, "SignatureDoesNotMatch", 400)
+	for _, r := range e.Requests() {
+		if r.Auth != "v1" {
+			t.Fatalf("record auth = %q", r.Auth)
+		}
+	}
+}
