@@ -98,6 +98,8 @@ secrets:
 	wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
 	_, err = getSecret(c, "rotated", byStage("nope"))
 	wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
+	_, err = getSecret(c, "rotated", func(r *kms.GetSecretValueRequest) { r.DryRun = tea.String("true") })
+	wantSDKError(t, err, "DryRunOperation", 400)
 	_, err = getSecret(c, "missing")
 	se := wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
 	if !bytes.Contains([]byte(tea.StringValue(se.Message)), []byte("request id: ")) {

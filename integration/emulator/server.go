@@ -157,6 +157,7 @@ func (e *Emulator) Start() error {
 	rawTLS, err := net.Listen("tcp", firstNonEmpty(e.opts.TLSAddr, "127.0.0.1:0"))
 	if err != nil {
 		e.httpLn.Close()
+		e.httpLn = nil
 		return fmt.Errorf("emulator: listen TLS: %w", err)
 	}
 	// http/1.1 only, so that connection faults can hijack the connection.
@@ -180,7 +181,6 @@ func (e *Emulator) Start() error {
 			Handler:           e,
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          log.New(logWriter{e.logf}, "emulator: http: ", 0),
-			BaseContext:       func(net.Listener) context.Context { return context.Background() },
 		}
 	}
 	e.httpSrv, e.tlsSrv = newServer(), newServer()

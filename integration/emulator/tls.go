@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type CA struct {
 	CertPEM []byte
 	KeyPEM  []byte
 
+	mu   sync.Mutex // guards the parsed fields: one CA may serve several emulators
 	cert *x509.Certificate
 	key  crypto.Signer
 }
@@ -66,6 +68,8 @@ func NewCA() (*CA, error) {
 
 // parse fills the parsed fields of a CA built from PEM only.
 func (ca *CA) parse() error {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
 	if ca.cert != nil && ca.key != nil {
 		return nil
 	}
