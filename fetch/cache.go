@@ -91,7 +91,9 @@ type CacheOptions struct {
 	// while upstream fails (1h). Past it, reads fail.
 	MaxStale time.Duration
 	// RefreshAt is the fraction of TTL after which a recently read entry
-	// is refreshed in the background (0.8).
+	// is refreshed in the background (0.9: about one upstream call per
+	// TTL; a refresh still in flight at expiry is waited out by serving the
+	// current value, see revalidateGrace).
 	RefreshAt float64
 	// IdleEvict drops entries not read (nor pinned) for this long (3*TTL).
 	IdleEvict time.Duration
@@ -118,7 +120,7 @@ func (o *CacheOptions) defaults() {
 		o.MaxStale = time.Hour
 	}
 	if o.RefreshAt <= 0 || o.RefreshAt >= 1 {
-		o.RefreshAt = 0.8
+		o.RefreshAt = 0.9
 	}
 	if o.IdleEvict <= 0 {
 		o.IdleEvict = 3 * o.TTL
@@ -456,7 +458,7 @@ func (c *Cache) Status(k Key) (Status, bool) {
 // Run refreshes recently read and pinned entries shortly before they expire,
 // until ctx ends; then it waits for refreshes in flight.
 func (c *Cache) Run(ctx context.Context) {
-	tick := min(max(c.opts.TTL/10, 20*time.Millisecond), 5*time.Second)
+	tick := min(max(c.opts.TTL/20, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	defer c.refreshing.Wait()

@@ -168,7 +168,9 @@ func startProvider(t testing.TB, e *emulator.Emulator, cfg providerConfig) *prov
 		dir = shortTempDir(t)
 	}
 	args := []string{"serve", "--provider-volume", dir, "--region", "cn-hangzhou",
-		"--kms-endpoint", e.URL(), "--oos-endpoint", e.URL(), "--sts-endpoint", e.TLSEndpoint(), "-v", "4"}
+		"--kms-endpoint", e.URL(), "--oos-endpoint", e.URL(), "--sts-endpoint", e.TLSEndpoint(), "-v", "4",
+		// Many providers run at once: no fixed ports (tests that need them override).
+		"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"}
 	args = append(args, cfg.args...)
 	env := map[string]string{
 		"ACCESS_KEY_ID":                       emulator.DemoAccessKeyID,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -40,6 +41,12 @@ func run(args []string) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	// A node daemon holds a small live heap and much short-lived SDK
+	// garbage: collect more often than Go's default unless the operator
+	// chose (GOGC, or GOMEMLIMIT from the chart's memory limit).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
