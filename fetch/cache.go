@@ -265,9 +265,9 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 	}
 	ne, shared, err := c.load(ctx, r)
 	if err != nil {
-		if r.entry.Load() == nil && r.pins.Load() == 0 {
-			c.items.Delete(k.id()) // never keep records for names that fail
-		}
+		// A caller that gave up leaves the record: its fetch goes on and
+		// fills the cache. A fetch that failed drops it (publish), so names
+		// that fail are never kept.
 		c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeError)
 		return nil, OutcomeError, err
 	}
@@ -348,6 +348,9 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 		first := !r.failing
 		r.failing, r.lastErr, r.lastErrAt = true, err, now
 		r.mu.Unlock()
+		if r.entry.Load() == nil && r.pins.Load() == 0 {
+			c.items.Delete(r.key.id())
+		}
 		if first && r.entry.Load() != nil {
 			c.opts.Logger.Warn("refresh failed; serving the last good value until it recovers or --max-stale passes",
 				"type", r.key.Type, "object", r.key.Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())

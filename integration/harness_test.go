@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/secrets-store-csi-driver/pkg/util/fileutil"
@@ -50,8 +51,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the provider:", err)
 		os.Exit(1)
 	}
+	opts := []goleak.Option{goleak.IgnoreCurrent()}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	// Goroutine-leak check over the whole end-to-end suite: every
+	// emulator, client connection and watcher a test started must be gone.
+	if code == 0 {
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak after the end-to-end tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -44,6 +44,10 @@ const (
 	// FaultClose closes the connection cleanly before any response.
 	// Client: *url.Error (EOF).
 	FaultClose FaultKind = "close"
+	// FaultResetBody answers 200 with headers and half of a JSON body, then
+	// resets the connection (TCP RST mid-response). Client: a read error
+	// (connection reset by peer / unexpected EOF).
+	FaultResetBody FaultKind = "reset-body"
 	// FaultMalformed answers 200 with a truncated JSON body. Client: a raw
 	// decode error (unexpected EOF).
 	FaultMalformed FaultKind = "malformed"
@@ -54,7 +58,7 @@ const (
 
 var faultKinds = map[FaultKind]bool{
 	FaultLatency: true, FaultHang: true, FaultThrottle: true, FaultError: true, FaultText: true,
-	FaultReset: true, FaultClose: true, FaultMalformed: true, FaultDeny: true,
+	FaultReset: true, FaultClose: true, FaultMalformed: true, FaultDeny: true, FaultResetBody: true,
 }
 
 // Fault is an injected failure. Empty match fields match everything.
@@ -356,6 +360,17 @@ func (e *Emulator) applyFaults(c *call) bool {
 				body = "<html>\r\n<head><title>" + t + "</title></head>\r\n<body>\r\n<center><h1>" + t + "</h1></center>\r\n<hr><center>Tengine</center>\r\n</body>\r\n</html>\r\n"
 			}
 			c.writeRaw(f.Status, "text/html", []byte(body))
+			return true
+		case FaultResetBody:
+			c.faultOutcome = "fault:reset-body"
+			c.record()
+			body := `{"RequestId":"` + c.requestID + `","SecretName":"` + c.resource + `","SecretData":"partial`
+			c.w.Header().Set("Content-Type", "application/json;charset=utf-8")
+			c.w.Header().Set("Content-Length", strconv.Itoa(len(body)*4))
+			c.w.WriteHeader(http.StatusOK)
+			_, _ = c.w.Write([]byte(body))
+			_ = http.NewResponseController(c.w).Flush()
+			resetConn(c.w)
 			return true
 		case FaultMalformed:
 			c.faultOutcome = "fault:malformed"
