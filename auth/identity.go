@@ -2,7 +2,38 @@
 // Mount's nodePublishSecretRef and a pod's service-account token into an
 // Identity (a credentials-go Credential plus a fingerprint that keys the
 // cache), caches identities so STS is asked once per session and not once per
-// Mount, and knows nothing of secrets.
+// Mount, and knows nothing of secrets. It also holds the namespace policy
+// (which namespace and service account may mount which object names) and the
+// node's region from ECS metadata.
+//
+// # Precedence
+//
+// Resolve picks exactly one identity per Mount, in this order (the same as
+// docs/credentials.md):
+//
+//  1. Per-pod RRSA, when the attribute usePodServiceAccountToken is "true":
+//     the pod's own service-account token (audience sts.aliyuncs.com, passed
+//     by the driver in csi.storage.k8s.io/serviceAccount.tokens, in secrets
+//     or in attributes) is exchanged with AssumeRoleWithOIDC for the role in
+//     the attribute roleArn, else in the annotation ack.alibabacloud.com/role-arn
+//     of the pod's service account. A missing token or role fails the Mount:
+//     there is never a fallback to another identity.
+//  2. nodePublishSecretRef: the volume's Secret holds access_key and
+//     access_secret, and optionally role_arn (then that role is assumed).
+//  3. The provider's own identity, from its environment: an AccessKey pair
+//     (ACCESS_KEY_ID/SECRET_ACCESS_KEY), which assumes ALICLOUD_ROLE_ARN when
+//     set; else RRSA (ALICLOUD_ROLE_ARN + ALICLOUD_OIDC_PROVIDER_ARN and the
+//     projected token file); else the worker's RAM role from ECS instance
+//     metadata (hardened: token first, no IMDSv1 fallback). With
+//     Config.DenyProviderIdentity this step is refused instead.
+//
+// A per-object crossAccountRoleArn assumes that role on top of whichever
+// identity was chosen (Resolver.AssumeRole, the fetcher's RoleAssumer).
+//
+// Every STS-backed credential is built once per identity and refreshed by
+// credentials-go shortly before it expires, behind a lock, so STS is called
+// once per session however many Mounts use it. Pod tokens are kept in
+// memory only, never written to disk or logged.
 package auth
 
 import (
@@ -11,8 +42,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync"
 
 	"github.com/aliyun/credentials-go/credentials"
+	"github.com/aliyun/credentials-go/credentials/providers"
 )
 
 // Mode names how an identity was obtained; it is logged and used as a label.
@@ -45,6 +78,11 @@ type Identity struct {
 	Reason string
 	// Credential signs requests; credentials-go refreshes STS sessions.
 	Credential credentials.Credential
+
+	// provider is Credential's provider, serialized: credentials-go
+	// providers are not safe for concurrent use, and the lock makes
+	// concurrent Mounts share one refresh (one STS call) instead of racing.
+	provider providers.CredentialsProvider
 }
 
 // String describes the identity without secrets.
@@ -53,6 +91,91 @@ func (i *Identity) String() string {
 		return "<no identity>"
 	}
 	return string(i.Mode) + " " + i.Principal
+}
+
+// with returns a copy that shares the credential (and therefore the
+// fingerprint and its session) but says how this Mount got it.
+func (i *Identity) with(mode Mode, reason string) *Identity {
+	c := *i
+	c.Mode, c.Reason = mode, reason
+	return &c
+}
+
+// credentialsProvider returns a provider view of the identity, for chaining
+// (AssumeRole on top of it).
+func (i *Identity) credentialsProvider() providers.CredentialsProvider {
+	if i.provider != nil {
+		return i.provider
+	}
+	return &credentialProvider{&lockedCredential{c: i.Credential}}
+}
+
+// ensure makes sure the credential can be had now: a no-op for a static key
+// or a live session, one STS or metadata call when the session is missing
+// or about to expire. Its error says why, without secrets.
+func (i *Identity) ensure() error {
+	_, err := i.credentialsProvider().GetCredentials()
+	return err
+}
+
+// newIdentity wraps p in a lock and a credentials-go Credential.
+func newIdentity(mode Mode, fp, principal, reason string, p providers.CredentialsProvider) *Identity {
+	lp := &lockedProvider{p: p}
+	return &Identity{
+		Mode: mode, Fingerprint: fp, Principal: principal, Reason: reason,
+		Credential: credentials.FromCredentialsProvider(p.GetProviderName(), lp),
+		provider:   lp,
+	}
+}
+
+// lockedProvider serializes a credentials-go provider.
+type lockedProvider struct {
+	mu sync.Mutex
+	p  providers.CredentialsProvider
+}
+
+func (l *lockedProvider) GetCredentials() (*providers.Credentials, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p.GetCredentials()
+}
+
+func (l *lockedProvider) GetProviderName() string { return l.p.GetProviderName() }
+
+// lockedCredential and credentialProvider adapt an Identity built elsewhere
+// (a test, dev) with only a Credential.
+type lockedCredential struct {
+	mu sync.Mutex
+	c  credentials.Credential
+}
+
+type credentialProvider struct{ l *lockedCredential }
+
+func (p *credentialProvider) GetCredentials() (*providers.Credentials, error) {
+	p.l.mu.Lock()
+	defer p.l.mu.Unlock()
+	m, err := p.l.c.GetCredential()
+	if err != nil {
+		return nil, err
+	}
+	out := &providers.Credentials{ProviderName: p.GetProviderName()}
+	if m.AccessKeyId != nil {
+		out.AccessKeyId = *m.AccessKeyId
+	}
+	if m.AccessKeySecret != nil {
+		out.AccessKeySecret = *m.AccessKeySecret
+	}
+	if m.SecurityToken != nil {
+		out.SecurityToken = *m.SecurityToken
+	}
+	return out, nil
+}
+
+func (p *credentialProvider) GetProviderName() string {
+	if t := p.l.c.GetType(); t != nil {
+		return *t
+	}
+	return "credential"
 }
 
 // fingerprintKey is random per process: fingerprints are only compared
@@ -86,22 +209,15 @@ func MaskKeyID(id string) string {
 // StaticAccessKey builds an identity from an AccessKey pair (and an optional
 // STS token).
 func StaticAccessKey(mode Mode, id, secret, token, reason string) (*Identity, error) {
-	cfg := &credentials.Config{Type: strPtr("access_key"), AccessKeyId: strPtr(id), AccessKeySecret: strPtr(secret)}
+	var p providers.CredentialsProvider
+	var err error
 	if token != "" {
-		cfg.Type = strPtr("sts")
-		cfg.SecurityToken = strPtr(token)
+		p, err = providers.NewStaticSTSCredentialsProviderBuilder().WithAccessKeyId(id).WithAccessKeySecret(secret).WithSecurityToken(token).Build()
+	} else {
+		p, err = providers.NewStaticAKCredentialsProviderBuilder().WithAccessKeyId(id).WithAccessKeySecret(secret).Build()
 	}
-	cred, err := credentials.NewCredential(cfg)
 	if err != nil {
-		return nil, err
+		return nil, errorf(ErrInvalid, "AccessKey: %v", err)
 	}
-	return &Identity{
-		Mode:        mode,
-		Fingerprint: Fingerprint(string(ModeStatic), id, secret, token),
-		Principal:   "AccessKey " + MaskKeyID(id),
-		Reason:      reason,
-		Credential:  cred,
-	}, nil
+	return newIdentity(mode, Fingerprint(string(ModeStatic), id, secret, token), "AccessKey "+MaskKeyID(id), reason, p), nil
 }
-
-func strPtr(s string) *string { return &s }
