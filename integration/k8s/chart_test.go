@@ -63,6 +63,7 @@ type scenario struct {
 	poll     string
 	sync     bool
 	fuse     bool
+	deny     bool   // --deny-provider-identity
 	cacheTTL string // expected --cache-ttl
 }
 
@@ -108,6 +109,10 @@ var scenarios = []scenario{
 			"SECRET_ACCESS_KEY": fromSecret("secret"),
 			"ALICLOUD_ROLE_ARN": fromSecret("rolearn"),
 		},
+	},
+	{
+		// Per-pod RRSA / nodePublishSecretRef only: the provider has no identity of its own to fall back on.
+		name: "per-volume-identity-only", sets: []string{"denyProviderIdentity=true"}, deny: true, poll: "2m", cacheTTL: "2m",
 	},
 	{name: "worker-role+fuse", values: []string{"values-worker-role.yaml", "values-fuse.yaml"}, fuse: true, poll: "2m", cacheTTL: "2m"},
 }
@@ -248,6 +253,9 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != "health" {
 			t.Errorf("probe %+v, want GET %s on port health", probe, want)
 		}
+	}
+	if _, ok := f["--deny-provider-identity"]; ok != sc.deny {
+		t.Errorf("--deny-provider-identity present %v, want %v", ok, sc.deny)
 	}
 	if f["--cache-ttl"] != sc.cacheTTL {
 		t.Errorf("--cache-ttl=%q, want %q", f["--cache-ttl"], sc.cacheTTL)
@@ -478,6 +486,9 @@ func TestChartRejects(t *testing.T) {
 		{"socket directories differ", []string{"linux.providersDir=/opt/providers"}, "providersDir"},
 		{"fuse without classes", []string{"fuse.enabled=true"}, "fuse.classes"},
 		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
+		{"rrsa and no provider identity", []string{"denyProviderIdentity=true", "rrsa.enable=true",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=k",
+			"envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN.key=k"}, "denyProviderIdentity"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

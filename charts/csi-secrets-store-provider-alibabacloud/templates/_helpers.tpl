@@ -98,6 +98,9 @@ Checks that fail the render with a message that says what to set.
 {{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn})" -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.rrsa.enable .Values.denyProviderIdentity -}}
+{{- fail "rrsa.enable gives the provider an identity that denyProviderIdentity=true forbids it to use: set only one" -}}
+{{- end -}}
 {{- if not (has .Values.logFormat (list "text" "json")) -}}
 {{- fail (printf "logFormat must be text or json, not %q" .Values.logFormat) -}}
 {{- end -}}
