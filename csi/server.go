@@ -75,6 +75,18 @@ type Policy interface {
 	Allow(namespace, serviceAccount string, t fetch.ObjectType, name string) error
 }
 
+// policy is s.Policy, else the identity resolver's when it carries one
+// (cmd wires the namespace policy that way, next to the identities).
+func (s *Server) policy() Policy {
+	if s.Policy != nil {
+		return s.Policy
+	}
+	if p, ok := s.Identity.(Policy); ok {
+		return p
+	}
+	return nil
+}
+
 func (s *Server) log() *slog.Logger {
 	if s.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -139,9 +151,9 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	for _, n := range spec.Notes {
 		log.Info("class note", "pod", pod, "namespace", ns, "note", n)
 	}
-	if s.Policy != nil {
+	if pol := s.policy(); pol != nil {
 		for _, o := range spec.Objects {
-			if err := s.Policy.Allow(ns, attrs[AttrServiceAccount], o.Type, o.Name); err != nil {
+			if err := pol.Allow(ns, attrs[AttrServiceAccount], o.Type, o.Name); err != nil {
 				outcome = "denied"
 				return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
 			}

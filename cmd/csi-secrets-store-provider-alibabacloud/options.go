@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -32,9 +35,19 @@ type options struct {
 	logFormat            string
 	verbosity            int
 	getenv               func(string) string
+
+	// Credentials, region and policy (auth).
+	metadataProxy        string
+	policyFile           string
+	policyReload         time.Duration
+	denyProviderIdentity bool
+	// command is the flag set's name: doctor may run without a region (it
+	// reports one missing per class); the commands that serve mounts may not.
+	command string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
+	o.command = fs.Name()
 	fs.StringVar(&o.region, "region", "", "default region of KMS and OOS (a class's region parameter wins); empty: the node's region from ECS metadata")
 	fs.StringVar(&o.kmsEndpoint, "kms-endpoint", "", "KMS endpoint: host[:port] (HTTPS) or http://host:port; empty: kms-vpc.<region>.aliyuncs.com")
 	fs.StringVar(&o.oosEndpoint, "oos-endpoint", "", "OOS endpoint: host[:port] (HTTPS) or http://host:port; empty: oos-vpc.<region>.aliyuncs.com")
@@ -50,6 +63,10 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "SDK read timeout")
 	fs.StringVar(&o.allowedKMSEndpoints, "allowed-kms-endpoints", "", "comma-separated host patterns (path.Match globs) a class's kmsEndpoint may name, besides Alibaba Cloud's own")
 	fs.StringVar(&o.kmsCAFile, "kms-ca-file", "", "PEM CA bundle of KMS instance gateways (kst-*.cryptoservice.kms.aliyuncs.com)")
+	fs.StringVar(&o.metadataProxy, "metadata-proxy", "", "HTTP proxy URL through which ECS instance metadata (100.100.100.200: worker RAM role, node region) is reached; for tests against an emulator. Empty: direct")
+	fs.StringVar(&o.policyFile, "policy", "", "namespace policy file (YAML): which namespaces and service accounts may mount which object names; anything else is refused before any upstream call. Reloaded on change. Empty: no policy")
+	fs.DurationVar(&o.policyReload, "policy-reload-interval", 5*time.Second, "how often the --policy file is checked for changes")
+	fs.BoolVar(&o.denyProviderIdentity, "deny-provider-identity", false, "refuse Mounts that would use the provider's own identity: every volume must use per-pod RRSA (usePodServiceAccountToken) or a nodePublishSecretRef")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity: 0-3 info, 4 and up debug")
 }
@@ -67,6 +84,14 @@ func (o *options) validate() error {
 	}
 	if o.cacheTTL < time.Second {
 		return usageError{fmt.Errorf("--cache-ttl %s is under 1s", o.cacheTTL)}
+	}
+	if o.metadataProxy != "" {
+		if u, err := url.Parse(o.metadataProxy); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{fmt.Errorf("--metadata-proxy %q is not an http:// URL", o.metadataProxy)}
+		}
+	}
+	if o.policyReload < 100*time.Millisecond {
+		return usageError{fmt.Errorf("--policy-reload-interval %s is under 100ms", o.policyReload)}
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return usageError{fmt.Errorf("--log-format %q: use text or json", o.logFormat)}
@@ -92,15 +117,36 @@ type stack struct {
 	cache    *fetch.Cache
 	source   *fetch.SDKSource
 	fetcher  *fetch.Fetcher
-	resolver *auth.Resolver
+	resolver *identity
 	region   string
 }
 
-func (o *options) build(_ context.Context, log *slog.Logger, obs fetch.Observer) (*stack, error) {
+func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observer) (*stack, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	resolver := auth.NewResolver(auth.Config{Getenv: o.getenv, STSEndpoint: o.stsEndpoint, Region: o.region})
+	region, err := o.resolveRegion(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	resolver := &identity{Resolver: auth.NewResolver(auth.Config{
+		Getenv: o.getenv, STSEndpoint: o.stsEndpoint, Region: region, MetadataProxy: o.metadataProxy,
+		ServiceAccounts: o.serviceAccounts(log), DenyProviderIdentity: o.denyProviderIdentity, Log: log,
+	})}
+	if o.policyFile != "" {
+		p, err := auth.LoadPolicy(o.policyFile, log)
+		if err != nil {
+			return nil, err
+		}
+		resolver.policy = p
+		go p.Watch(ctx, o.policyReload)
+		log.Info("namespace policy loaded", "path", o.policyFile, "rules", len(p.Rules()), "reloadEvery", o.policyReload)
+	}
+	if base, err := resolver.Base(ctx); err != nil {
+		log.Warn("the provider has no identity of its own; only volumes with per-pod RRSA or a nodePublishSecretRef can mount", "error", err.Error())
+	} else {
+		log.Info("provider identity", "mode", string(base.Mode), "principal", base.Principal, "reason", base.Reason, "denied", o.denyProviderIdentity)
+	}
 	src, err := fetch.NewSDKSource(fetch.SDKOptions{ConnectTimeout: o.connectTimeout, ReadTimeout: o.readTimeout, KMSCAFile: o.kmsCAFile})
 	if err != nil {
 		return nil, usageError{err}
@@ -113,10 +159,109 @@ func (o *options) build(_ context.Context, log *slog.Logger, obs fetch.Observer)
 		}
 	}
 	f := fetch.NewFetcher(cache, src, fetch.FetcherOptions{
-		Region: o.region, KMSEndpoint: o.kmsEndpoint, OOSEndpoint: o.oosEndpoint,
+		Region: region, KMSEndpoint: o.kmsEndpoint, OOSEndpoint: o.oosEndpoint, Roles: resolver,
 		AllowedKMSEndpoints: allowed, MaxConcurrentFetches: o.maxConcurrentFetches,
 		KMSQPS: o.kmsQPS, OOSQPS: o.oosQPS, KMSBurst: o.kmsBurst, OOSBurst: o.oosBurst,
 		Observer: obs,
 	})
-	return &stack{cache: cache, source: src, fetcher: f, resolver: resolver, region: o.region}, nil
+	return &stack{cache: cache, source: src, fetcher: f, resolver: resolver, region: region}, nil
+}
+
+func (o *options) env(k string) string {
+	if o.getenv != nil {
+		return o.getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+// resolveRegion is --region, else the node's region from ECS metadata, read
+// once at startup.
+func (o *options) resolveRegion(ctx context.Context, log *slog.Logger) (string, error) {
+	if o.region != "" {
+		return o.region, nil
+	}
+	var err error
+	if strings.EqualFold(o.env("ALIBABA_CLOUD_ECS_METADATA_DISABLED"), "true") {
+		err = errors.New("no region: --region is not set and ECS metadata is disabled (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true); set --region, e.g. cn-hangzhou (chart value regionId)")
+	} else {
+		var region string
+		region, err = auth.Metadata{Proxy: o.metadataProxy, Timeout: 3 * time.Second}.Region(ctx)
+		if err == nil {
+			log.Info("region from ECS metadata", "region", region)
+			return region, nil
+		}
+		err = fmt.Errorf("no region: --region is not set and the node's region could not be read from ECS metadata (%v); set --region, e.g. cn-hangzhou (chart value regionId)", err)
+	}
+	if o.command == "doctor" {
+		log.Debug("no default region; classes without a region parameter cannot be checked", "error", err.Error())
+		return "", nil
+	}
+	return "", err
+}
+
+// serviceAccounts reads pods' service-account annotations (per-pod RRSA
+// without a roleArn parameter) when running in a cluster.
+func (o *options) serviceAccounts(log *slog.Logger) auth.ServiceAccountRoles {
+	if o.env("KUBERNETES_SERVICE_HOST") == "" {
+		return nil
+	}
+	sa, err := auth.InClusterServiceAccounts()
+	if err != nil {
+		log.Warn("no Kubernetes client: per-pod RRSA needs the roleArn parameter", "error", err.Error())
+		return nil
+	}
+	return sa
+}
+
+// identity is the resolver as csi and fetch see it: auth's errors become
+// fetch kinds (and so gRPC codes), it assumes crossAccountRoleArn roles for
+// the fetcher, and it carries the namespace policy, which csi asks before
+// resolving any identity or calling upstream.
+type identity struct {
+	*auth.Resolver
+	policy *auth.Policy
+}
+
+func (i *identity) Resolve(ctx context.Context, m auth.MountInfo) (*auth.Identity, error) {
+	id, err := i.Resolver.Resolve(ctx, m)
+	if err != nil {
+		return nil, authError(err, fetch.KindPermission)
+	}
+	return id, nil
+}
+
+// AssumeRole implements fetch.RoleAssumer. A refusal is reported as a
+// rejected credential: the fix is in the role's trust policy, not in a
+// permission on the secret.
+func (i *identity) AssumeRole(ctx context.Context, base *auth.Identity, roleArn string) (*auth.Identity, error) {
+	id, err := i.Resolver.AssumeRole(ctx, base, roleArn)
+	if err != nil {
+		return nil, authError(err, fetch.KindUnauthenticated)
+	}
+	return id, nil
+}
+
+// Allow implements csi.Policy: with no --policy everything is allowed.
+func (i *identity) Allow(namespace, serviceAccount string, t fetch.ObjectType, name string) error {
+	if i.policy == nil {
+		return nil
+	}
+	return i.policy.Allow(namespace, serviceAccount, string(t), name)
+}
+
+func authError(err error, denied fetch.Kind) error {
+	var ae *auth.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	kind := fetch.KindUnauthenticated
+	switch ae.Kind {
+	case auth.ErrInvalid:
+		kind = fetch.KindInvalid
+	case auth.ErrDenied:
+		kind = denied
+	case auth.ErrUnavailable:
+		kind = fetch.KindUnavailable
+	}
+	return &fetch.Error{Kind: kind, Code: ae.Code, RequestID: ae.RequestID, Message: ae.Message, Err: err}
 }
