@@ -317,8 +317,11 @@ func (c *Cache) recentFailure(r *record, now time.Time) (error, bool) {
 }
 
 // load runs one coalesced upstream fetch for r and waits for it or for ctx.
+// shared reports that another caller's fetch answered this one.
 func (c *Cache) load(ctx context.Context, r *record) (*Entry, bool, error) {
+	launched := false // set only by this caller's own fetch, read after it returns
 	ch := c.sf.DoChan(r.key.id(), func() (any, error) {
+		launched = true
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FetchTimeout)
 		defer cancel()
 		fn := r.fetchFn()
@@ -331,9 +334,9 @@ func (c *Cache) load(ctx context.Context, r *record) (*Entry, bool, error) {
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Shared, res.Err
+			return nil, !launched, res.Err
 		}
-		return res.Val.(*Entry), res.Shared, nil
+		return res.Val.(*Entry), !launched, nil
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}

@@ -1,0 +1,209 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fakeUpstream struct {
+	calls   atomic.Int32
+	mu      sync.Mutex
+	value   string
+	version string
+	err     error
+	delay   time.Duration
+}
+
+func (f *fakeUpstream) fetch(ctx context.Context) (Result, error) {
+	f.calls.Add(1)
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return Result{}, f.err
+	}
+	return Result{Data: Bytes(f.value), Version: f.version}, nil
+}
+
+func (f *fakeUpstream) set(value, version string, err error) {
+	f.mu.Lock()
+	f.value, f.version, f.err = value, version, err
+	f.mu.Unlock()
+}
+
+var testKey = Key{Identity: "id", Region: "cn-hangzhou", Endpoint: "e", Type: TypeKMS, Name: "n"}
+
+func TestCacheCoalescesMisses(t *testing.T) {
+	up := &fakeUpstream{value: "v", version: "1", delay: 50 * time.Millisecond}
+	c := NewCache(CacheOptions{TTL: time.Minute})
+	var wg sync.WaitGroup
+	outcomes := make(chan Outcome, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, o, err := c.Get(context.Background(), testKey, up.fetch)
+			if err != nil || string(e.Data) != "v" {
+				t.Errorf("get: %v", err)
+			}
+			outcomes <- o
+		}()
+	}
+	wg.Wait()
+	close(outcomes)
+	if n := up.calls.Load(); n != 1 {
+		t.Fatalf("%d upstream calls for 50 concurrent misses, want 1", n)
+	}
+	count := map[Outcome]int{}
+	for o := range outcomes {
+		count[o]++
+	}
+	if count[OutcomeMiss] != 1 || count[OutcomeCoalesced] != 49 {
+		t.Fatalf("outcomes %v", count)
+	}
+}
+
+func TestCacheStaleIfErrorAndMaxStale(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	up := &fakeUpstream{value: "good", version: "1"}
+	c := NewCache(CacheOptions{TTL: time.Minute, MaxStale: 10 * time.Minute, Now: clk.Now, RetryFailedAfter: time.Second})
+	if _, o, _ := c.Get(context.Background(), testKey, up.fetch); o != OutcomeMiss {
+		t.Fatalf("first get: %s", o)
+	}
+	clk.Add(30 * time.Second)
+	if _, o, _ := c.Get(context.Background(), testKey, up.fetch); o != OutcomeHit {
+		t.Fatalf("inside TTL: %s", o)
+	}
+	up.set("", "", &Error{Kind: KindUnavailable, Code: "InternalFailure"})
+	clk.Add(time.Minute)
+	e, o, err := c.Get(context.Background(), testKey, up.fetch)
+	if err != nil || o != OutcomeStale || string(e.Data) != "good" || e.Version != "1" {
+		t.Fatalf("past TTL with upstream failing: %v %s %+v", err, o, e)
+	}
+	st, _ := c.Status(testKey)
+	if st.LastError == "" || !st.Stale || st.Version != "1" {
+		t.Fatalf("status %+v", st)
+	}
+	calls := up.calls.Load()
+	if _, o, _ := c.Get(context.Background(), testKey, up.fetch); o != OutcomeStale || up.calls.Load() != calls {
+		t.Fatalf("a read right after a failure must not wait on upstream again (%s, %d calls)", o, up.calls.Load()-calls)
+	}
+	clk.Add(10 * time.Minute)
+	_, _, err = c.Get(context.Background(), testKey, up.fetch)
+	var se *StaleError
+	if !errors.As(err, &se) || KindOf(err) != KindUnavailable {
+		t.Fatalf("past max-stale: %v", err)
+	}
+	up.set("new", "2", nil)
+	clk.Add(2 * time.Second)
+	e, o, err = c.Get(context.Background(), testKey, up.fetch)
+	if err != nil || o != OutcomeRefreshed || e.Version != "2" {
+		t.Fatalf("recovery: %v %s %+v", err, o, e)
+	}
+}
+
+func TestCacheEventsOnChangeOnly(t *testing.T) {
+	up := &fakeUpstream{value: "a", version: "1"}
+	c := NewCache(CacheOptions{TTL: 50 * time.Millisecond})
+	var mu sync.Mutex
+	var events []Event
+	cancel := c.Subscribe(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	defer cancel()
+	unpin := c.Pin(testKey, up.fetch)
+	defer unpin()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go c.Run(ctx)
+	deadline := time.Now().Add(2 * time.Second)
+	for up.calls.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(events) != 1 || events[0].Old != nil || events[0].New.Version != "1" {
+		t.Fatalf("events after refreshes of an unchanged value: %+v", events)
+	}
+	mu.Unlock()
+	up.set("b", "2", nil)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(events)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || events[1].Old.Version != "1" || events[1].New.Version != "2" {
+		t.Fatalf("no change event for the new version: %+v", events)
+	}
+	if e, ok := c.Peek(testKey); !ok || string(e.Data) != "b" {
+		t.Fatal("Peek does not see the refreshed value")
+	}
+}
+
+func TestCacheFailedMissIsNotKept(t *testing.T) {
+	up := &fakeUpstream{err: &Error{Kind: KindNotFound}}
+	c := NewCache(CacheOptions{TTL: time.Minute})
+	if _, _, err := c.Get(context.Background(), testKey, up.fetch); KindOf(err) != KindNotFound {
+		t.Fatalf("err %v", err)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("a failed name is kept (%d entries)", c.Len())
+	}
+}
+
+func TestCacheCallerDeadlineKeepsTheFetch(t *testing.T) {
+	up := &fakeUpstream{value: "v", version: "1", delay: 200 * time.Millisecond}
+	c := NewCache(CacheOptions{TTL: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Get(ctx, testKey, up.fetch); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, o, err := c.Get(context.Background(), testKey, up.fetch); err != nil || o != OutcomeHit {
+		t.Fatalf("the abandoned fetch did not fill the cache: %s %v", o, err)
+	}
+	if n := up.calls.Load(); n != 1 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+func TestBackoffHonoursHintAndCap(t *testing.T) {
+	p := RetryPolicy{MaxAttempts: 4, Base: 100 * time.Millisecond, Max: time.Second}
+	for i := 0; i < 100; i++ {
+		if d := backoff(p, 3, errors.New("x")); d < 0 || d > 400*time.Millisecond {
+			t.Fatalf("attempt 3 backoff %v outside full jitter [0, 400ms]", d)
+		}
+	}
+	if d := backoff(p, 1, &Error{Kind: KindThrottled, RetryAfter: 700 * time.Millisecond}); d != 700*time.Millisecond {
+		t.Fatalf("hint ignored: %v", d)
+	}
+	if d := backoff(p, 1, &Error{Kind: KindThrottled, RetryAfter: time.Hour}); d != 2*time.Second {
+		t.Fatalf("hint not capped: %v", d)
+	}
+}
