@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,23 +32,50 @@ import (
 
 const cmdPath = "./cmd/csi-secrets-store-provider-alibabacloud"
 
-// providerBinary builds the provider from the repository, the way the
-// Dockerfile does (static, trimmed, stamped).
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// providerBinary builds the provider from the repository once per test run:
+// static and stamped like the Dockerfile, but without -trimpath so the build
+// reuses the objects the root module's tests already compiled (the image
+// test, hack/image/test.sh, builds with the Dockerfile's exact flags).
 func providerBinary(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, cmdPath)); err != nil {
 		skipOrFail(t, "%s does not exist yet: the chart's DaemonSet cannot be checked against the binary", cmdPath)
 	}
-	bin := filepath.Join(t.TempDir(), "csi-secrets-store-provider-alibabacloud")
-	cmd := exec.Command("go", "build", "-trimpath",
-		"-ldflags", "-s -w -X main.version=v0.0.0-chart-test -X main.commit=chart-test", "-o", bin, cmdPath)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", cmdPath, err, out)
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "csspa-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "csi-secrets-store-provider-alibabacloud")
+		cmd := exec.Command("go", "build",
+			"-ldflags", "-s -w -X main.version=v0.0.0-chart-test -X main.commit=chart-test", "-o", binPath, cmdPath)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("building %s: %v\n%s", cmdPath, err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
+}
+
+// TestMain removes the binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 // TestBinaryRunsChartDaemonSet renders the chart for each credential mode with
