@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 )
 
-func runMount(ctx context.Context, args []string) error { return errors.New("mount: not built yet") }
-func runDoctor(ctx context.Context, args []string) int  { return 1 }
+func runDoctor(ctx context.Context, args []string) int { return 1 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+)
+
+// mountOptions are the flags of `mount`: the shared endpoint, credential and
+// cache flags, plus the view's own.
+type mountOptions struct {
+	options
+	view viewFlags
+}
+
+// viewFlags are the FUSE view's own flags (mount; dev reuses them).
+type viewFlags struct {
+	mountpoint    string
+	classes       stringList
+	uid, gid      int
+	allowOther    bool
+	noOpen        bool
+	lookupTimeout time.Duration
+	kernelTimeout time.Duration
+	grace         time.Duration
+}
+
+func (v *viewFlags) register(set *flag.FlagSet) {
+	set.StringVar(&v.mountpoint, "mountpoint", "", "directory to mount the view on (created when missing); a stale mount left there by a crash is detached first")
+	set.Var(&v.classes, "class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
+	set.IntVar(&v.uid, "uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
+	set.IntVar(&v.gid, "gid", os.Getgid(), "owner gid of every file and directory of the view")
+	set.BoolVar(&v.allowOther, "allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
+	set.BoolVar(&v.noOpen, "no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
+	set.DurationVar(&v.lookupTimeout, "lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
+	set.DurationVar(&v.kernelTimeout, "kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
+	set.DurationVar(&v.grace, "shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
+}
+
+func (v *viewFlags) validate() error {
+	if v.mountpoint == "" {
+		return usageError{errorf("--mountpoint is required")}
+	}
+	if len(v.classes) == 0 {
+		return usageError{errorf("--class is required: pass a SecretProviderClass manifest file, once per class")}
+	}
+	if v.uid < 0 || v.gid < 0 {
+		return usageError{errorf("--uid and --gid must be 0 or more")}
+	}
+	if v.lookupTimeout <= 0 || v.kernelTimeout <= 0 {
+		return usageError{errorf("--lookup-timeout and --kernel-cache-timeout must be positive")}
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	if v == "" {
+		return errorf("empty value")
+	}
+	*s = append(*s, v)
+	return nil
+}
+
+func runMount(ctx context.Context, args []string) error {
+	var mo mountOptions
+	set := flag.NewFlagSet("mount", flag.ContinueOnError)
+	mo.options.register(set)
+	mo.view.register(set)
+	set.Usage = func() {
+		fmt.Fprintf(set.Output(), "usage: csi-secrets-store-provider-alibabacloud mount --mountpoint DIR --class FILE [--class FILE ...] [flags]\n\n"+
+			"Mounts a read-only FUSE view of the classes, served lazily from the node-wide cache with the provider's own identity.\n\n")
+		set.PrintDefaults()
+	}
+	if err := set.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if set.NArg() > 0 {
+		return usageError{errorf("mount takes no arguments, got %q (use --class FILE)", set.Args())}
+	}
+	if err := mo.view.validate(); err != nil {
+		return err
+	}
+	classes, err := fs.LoadClasses(mo.view.classes)
+	if err != nil {
+		return usageError{err}
+	}
+	if ok, why := fs.Usable(); !ok {
+		return fmt.Errorf("mount: the FUSE view cannot be mounted here: %s", why)
+	}
+	log := mo.logger(os.Stderr)
+	st, err := mo.build(ctx, log, fetch.NopObserver{})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go st.cache.Run(cctx)
+
+	srv, err := mountView(ctx, st, log, classes, &mo.view)
+	if err != nil {
+		return err
+	}
+	err = srv.Serve(ctx, mo.view.grace)
+	log.Info("stopped")
+	return err
+}
+
+// mountView mounts the FUSE view of classes with the stack's cache and the
+// provider's own identity. The caller runs st.cache.Run and calls Close (or
+// Serve) on the result. dev calls it too.
+func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.Class, v *viewFlags) (*fs.Server, error) {
+	id, err := st.resolver.Base(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mount: the view reads with the provider's own identity: %w", err)
+	}
+	return fs.Mount(fs.Config{
+		Mountpoint:    v.mountpoint,
+		Classes:       classes,
+		Fetcher:       st.fetcher,
+		Identity:      id,
+		UID:           v.uid,
+		GID:           v.gid,
+		AllowOther:    v.allowOther,
+		NoOpen:        v.noOpen,
+		LookupTimeout: v.lookupTimeout,
+		EntryTimeout:  v.kernelTimeout,
+		AttrTimeout:   v.kernelTimeout,
+		Logger:        log,
+	})
+}
