@@ -1,0 +1,344 @@
+// Package metrics is the provider's Prometheus instrumentation: one private
+// registry per process (plus the Go and process collectors), implementing
+// fetch.Observer and csi.Observer, and the counters auth (credential
+// refreshes) and fs (FUSE operations) report through the small interfaces
+// below. Every family is named alibabacloud_provider_*.
+//
+// Secret names are labels only when Options.ObjectLabels is set
+// (--metrics-object-labels): they cost cardinality and may be confidential.
+// No label ever holds a secret value, a token or a credential.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "alibabacloud_provider"
+
+// CodeOK is the code label of a successful upstream call.
+const CodeOK = "OK"
+
+// CredentialObserver is told about every credential fetch or refresh (an STS
+// AssumeRole, an RRSA exchange, an ECS metadata read). auth cannot import
+// this package (metrics imports fetch, fetch imports auth), so auth declares
+// a func or an interface of the same shape and serve wires *Metrics into it.
+type CredentialObserver interface {
+	CredentialRefresh(mode string, err error)
+}
+
+// FUSEObserver is told about every FUSE operation the view answers. err is
+// nil, a syscall.Errno (0 means success) or any other error.
+type FUSEObserver interface {
+	FUSEOp(op string, err error)
+}
+
+// Options configure a Metrics.
+type Options struct {
+	// ObjectLabels adds an object label (the object's name) to the cache
+	// and upstream request counters.
+	ObjectLabels bool
+	// Version and Commit label alibabacloud_provider_build_info.
+	Version, Commit string
+}
+
+// Metrics holds every family on its own registry. Its methods are cheap and
+// never block; a nil *Metrics is not valid, use fetch.NopObserver instead.
+type Metrics struct {
+	reg          *prometheus.Registry
+	objectLabels bool
+
+	mountRequests       *prometheus.CounterVec
+	mountDuration       *prometheus.HistogramVec
+	upstreamRequests    *prometheus.CounterVec
+	upstreamDuration    *prometheus.HistogramVec
+	cacheRequests       *prometheus.CounterVec
+	cacheRefreshes      *prometheus.CounterVec
+	cacheEvictions      prometheus.Counter
+	cacheEntries        prometheus.Gauge
+	credentialRefreshes *prometheus.CounterVec
+	retries             *prometheus.CounterVec
+	rateLimitWait       *prometheus.HistogramVec
+	fuseOps             *prometheus.CounterVec
+	panics              *prometheus.CounterVec
+}
+
+var (
+	_ fetch.Observer     = (*Metrics)(nil)
+	_ CredentialObserver = (*Metrics)(nil)
+	_ FUSEObserver       = (*Metrics)(nil)
+)
+
+// mountOutcomes are the outcomes csi.Server reports; they are exported at 0
+// from the start so rate() and ratios work before the first failure.
+var mountOutcomes = []string{"success", "invalid", "denied", "identity", "fetch", "error"}
+
+// New builds the families on a fresh registry.
+func New(o Options) *Metrics {
+	name := func(s string) string { return Namespace + "_" + s }
+	objectLabel := func(ls ...string) []string {
+		if o.ObjectLabels {
+			return append(ls, "object")
+		}
+		return ls
+	}
+	m := &Metrics{
+		reg:          prometheus.NewRegistry(),
+		objectLabels: o.ObjectLabels,
+		mountRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("mount_requests_total"),
+			Help: "Mount requests from the Secrets Store CSI Driver, by outcome: success, invalid (bad parameters), denied (namespace policy), identity (credentials), fetch (an object failed), error (anything else).",
+		}, []string{"outcome"}),
+		mountDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    name("mount_duration_seconds"),
+			Help:    "Duration of Mount requests, by outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"outcome"}),
+		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("upstream_requests_total"),
+			Help: "Calls to KMS and OOS (each retry counts), by service, action and upstream error code (OK on success; the error kind when the call had no upstream code, e.g. unavailable).",
+		}, objectLabel("service", "action", "code")),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    name("upstream_request_duration_seconds"),
+			Help:    "Latency of one call to KMS or OOS (rate-limit waits excluded), by service and action.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"service", "action"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("cache_requests_total"),
+			Help: "Cache lookups, by object type and outcome: hit, miss, coalesced (waited for an upstream call another caller started), refreshed (expired, refetched in line), stale (upstream failing, last good value served), error.",
+		}, objectLabel("type", "outcome")),
+		cacheRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("cache_refreshes_total"),
+			Help: "Upstream fetches the cache published, by object type and result: changed (a new version or new bytes replaced a cached value: a rotation), unchanged (first loads included), error.",
+		}, []string{"type", "result"}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: name("cache_evictions_total"),
+			Help: "Cache entries dropped: idle past the eviction time, or a first fetch that failed.",
+		}),
+		cacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: name("cache_entries"),
+			Help: "Entries in the node-wide cache (updated by the refresher, every TTL/10 at most 5s).",
+		}),
+		credentialRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("credential_refreshes_total"),
+			Help: "Credential fetches and refreshes (STS AssumeRole, RRSA, ECS metadata), by identity mode and result (ok, error).",
+		}, []string{"mode", "result"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("retries_total"),
+			Help: "Retried upstream calls, by service and the reason of the failure retried (throttled, unavailable).",
+		}, []string{"service", "reason"}),
+		rateLimitWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    name("rate_limit_wait_seconds"),
+			Help:    "Time a call waited for the node-wide rate limit (--kms-qps, --oos-qps) and fetch slots (--max-concurrent-fetches); waits under 1ms are not observed.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"service"}),
+		fuseOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("fuse_operations_total"),
+			Help: "Operations answered by the FUSE view, by operation and result (ok, or the errno such as ENOENT).",
+		}, []string{"op", "result"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("panics_total"),
+			Help: "Panics recovered, by where they happened (the gRPC method).",
+		}, []string{"where"}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: name("build_info"),
+		Help: "Always 1; labels say which build runs.",
+	}, []string{"version", "commit", "goversion"})
+	buildInfo.WithLabelValues(label(o.Version), label(o.Commit), runtime.Version()).Set(1)
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+		m.mountRequests, m.mountDuration,
+		m.upstreamRequests, m.upstreamDuration,
+		m.cacheRequests, m.cacheRefreshes, m.cacheEvictions, m.cacheEntries,
+		m.credentialRefreshes, m.retries, m.rateLimitWait,
+		m.fuseOps, m.panics,
+	)
+	for _, oc := range mountOutcomes {
+		m.mountRequests.WithLabelValues(oc)
+	}
+	if !o.ObjectLabels {
+		for _, t := range []fetch.ObjectType{fetch.TypeKMS, fetch.TypeOOS} {
+			for _, oc := range []fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeError} {
+				m.cacheRequests.WithLabelValues(string(t), string(oc))
+			}
+			for _, r := range []string{"changed", "unchanged", "error"} {
+				m.cacheRefreshes.WithLabelValues(string(t), r)
+			}
+		}
+	}
+	return m
+}
+
+// Registry is the private registry (tests gather from it).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:            m.reg,
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+}
+
+// --- csi.Observer ---
+
+// Mount counts one Mount and its duration.
+func (m *Metrics) Mount(outcome string, d time.Duration) {
+	outcome = label(outcome)
+	m.mountRequests.WithLabelValues(outcome).Inc()
+	m.mountDuration.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// Panic counts a recovered panic.
+func (m *Metrics) Panic(where string) { m.panics.WithLabelValues(label(where)).Inc() }
+
+// --- fetch.Observer ---
+
+// CacheLookup counts how the cache answered one object.
+func (m *Metrics) CacheLookup(t fetch.ObjectType, name string, o fetch.Outcome) {
+	if m.objectLabels {
+		m.cacheRequests.WithLabelValues(service(t), label(string(o)), label(name)).Inc()
+		return
+	}
+	m.cacheRequests.WithLabelValues(service(t), label(string(o))).Inc()
+}
+
+// CacheRefresh counts one published upstream fetch.
+func (m *Metrics) CacheRefresh(t fetch.ObjectType, changed bool, err error) {
+	r := "unchanged"
+	switch {
+	case err != nil:
+		r = "error"
+	case changed:
+		r = "changed"
+	}
+	m.cacheRefreshes.WithLabelValues(service(t), r).Inc()
+}
+
+// CacheEvicted counts one dropped entry.
+func (m *Metrics) CacheEvicted() { m.cacheEvictions.Inc() }
+
+// CacheEntries sets the number of entries.
+func (m *Metrics) CacheEntries(n int) { m.cacheEntries.Set(float64(n)) }
+
+// UpstreamCall counts one call to KMS or OOS; code "" is a success.
+func (m *Metrics) UpstreamCall(t fetch.ObjectType, name, code string, d time.Duration) {
+	if code == "" {
+		code = CodeOK
+	}
+	svc, act := service(t), Action(t)
+	if m.objectLabels {
+		m.upstreamRequests.WithLabelValues(svc, act, label(code), label(name)).Inc()
+	} else {
+		m.upstreamRequests.WithLabelValues(svc, act, label(code)).Inc()
+	}
+	m.upstreamDuration.WithLabelValues(svc, act).Observe(d.Seconds())
+}
+
+// Retry counts one retried call and why.
+func (m *Metrics) Retry(t fetch.ObjectType, k fetch.Kind) {
+	m.retries.WithLabelValues(service(t), k.String()).Inc()
+}
+
+// RateLimitWait observes how long one call waited for the node-wide limits.
+func (m *Metrics) RateLimitWait(t fetch.ObjectType, d time.Duration) {
+	m.rateLimitWait.WithLabelValues(service(t)).Observe(d.Seconds())
+}
+
+// --- auth and fs ---
+
+// CredentialRefresh counts one credential fetch or refresh of an identity
+// mode (auth.Mode as a string).
+func (m *Metrics) CredentialRefresh(mode string, err error) {
+	r := "ok"
+	if err != nil {
+		r = "error"
+	}
+	m.credentialRefreshes.WithLabelValues(label(mode), r).Inc()
+}
+
+// FUSEOp counts one FUSE operation.
+func (m *Metrics) FUSEOp(op string, err error) {
+	m.fuseOps.WithLabelValues(label(op), fuseResult(err)).Inc()
+}
+
+// Action is the upstream API action a read of type t calls.
+func Action(t fetch.ObjectType) string {
+	switch t {
+	case fetch.TypeKMS:
+		return "GetSecretValue"
+	case fetch.TypeOOS:
+		return "GetSecretParameter"
+	}
+	return "unknown"
+}
+
+func service(t fetch.ObjectType) string {
+	switch t {
+	case fetch.TypeKMS, fetch.TypeOOS:
+		return string(t)
+	}
+	return "unknown"
+}
+
+var errnoNames = map[syscall.Errno]string{
+	syscall.ENOENT: "ENOENT", syscall.EACCES: "EACCES", syscall.EPERM: "EPERM", syscall.EIO: "EIO",
+	syscall.EAGAIN: "EAGAIN", syscall.ETIMEDOUT: "ETIMEDOUT", syscall.EINTR: "EINTR", syscall.EINVAL: "EINVAL",
+	syscall.ENOTDIR: "ENOTDIR", syscall.EISDIR: "EISDIR", syscall.EROFS: "EROFS", syscall.ENOSYS: "ENOSYS",
+	syscall.EBADF: "EBADF", syscall.ENODATA: "ENODATA", syscall.ENOTSUP: "ENOTSUP", syscall.EFBIG: "EFBIG",
+	syscall.ENAMETOOLONG: "ENAMETOOLONG", syscall.ECANCELED: "ECANCELED", syscall.EBUSY: "EBUSY",
+}
+
+func fuseResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if e, ok := err.(syscall.Errno); ok {
+		if e == 0 {
+			return "ok"
+		}
+		if n, ok := errnoNames[e]; ok {
+			return n
+		}
+		return "errno_" + strconv.Itoa(int(e))
+	}
+	return fetch.KindOf(err).String()
+}
+
+// maxLabelBytes bounds a label value that comes from outside (an upstream
+// code, an object name).
+const maxLabelBytes = 128
+
+// label makes s a safe label value: valid UTF-8 (the client panics
+// otherwise) and bounded.
+func label(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > maxLabelBytes {
+		cut := maxLabelBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
