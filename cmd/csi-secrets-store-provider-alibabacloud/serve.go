@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
 )
 
 const defaultProviderVolume = "/var/run/secrets-store-csi-providers"
@@ -16,6 +16,11 @@ type serveOptions struct {
 	options
 	providerVolume string
 	grace          time.Duration
+
+	// Operations endpoints (registerOps): serve and doctor only.
+	metricsAddr         string
+	healthAddr          string
+	metricsObjectLabels bool
 }
 
 func (s *serveOptions) register(fs *flag.FlagSet) {
@@ -24,10 +29,19 @@ func (s *serveOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight Mounts may take to finish")
 }
 
+// registerOps adds the metrics and health flags (not registered by dev,
+// which embeds serveOptions but serves no HTTP endpoints).
+func (s *serveOptions) registerOps(fs *flag.FlagSet) {
+	fs.StringVar(&s.metricsAddr, "metrics-addr", ":8080", "listen address of the Prometheus endpoint /metrics; empty disables it")
+	fs.StringVar(&s.healthAddr, "health-addr", ":8081", "listen address of /healthz (liveness) and /readyz (readiness); empty disables them")
+	fs.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add the object name as a label of the cache and upstream request metrics (cardinality grows with the number of secrets, and names become visible to whoever scrapes)")
+}
+
 func runServe(ctx context.Context, args []string) error {
 	var so serveOptions
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	so.register(fs)
+	so.registerOps(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -35,20 +49,46 @@ func runServe(ctx context.Context, args []string) error {
 		return usageError{errorf("serve takes no arguments, got %q", fs.Args())}
 	}
 	log := so.logger(os.Stderr)
-	st, err := so.build(ctx, log, fetch.NopObserver{})
+	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, Version: version, Commit: commit})
+	st, err := so.build(ctx, log, mx)
 	if err != nil {
 		return err
 	}
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version}
+	// Bind the HTTP listeners before the socket exists: a port clash fails
+	// the start (exit 1) instead of leaving a provider without probes.
+	ops, err := listenOps(so.metricsAddr, so.healthAddr)
+	if err != nil {
+		return err
+	}
+	defer ops.shutdown()
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, Observer: mx, RuntimeVersion: version}
 	g, err := csi.NewGRPCServer(csi.SocketPath(so.providerVolume), srv)
 	if err != nil {
 		return err
 	}
+	opsErr := ops.serve(mx.Handler(), newHealth(g.Path(), st.resolver, !so.denyProviderIdentity))
+
 	cctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go st.cache.Run(cctx)
-	log.Info("serving", "socket", g.Path(), "version", version, "cacheTTL", so.cacheTTL, "maxStale", so.maxStale)
-	err = g.Serve(ctx, so.grace)
+	sctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case err := <-opsErr:
+			log.Error("stopping: an operations endpoint failed", "error", err.Error())
+			stop(err)
+		case <-sctx.Done():
+		}
+	}()
+	log.Info("serving", "socket", g.Path(), "version", version, "cacheTTL", so.cacheTTL, "maxStale", so.maxStale,
+		"metricsAddr", ops.MetricsAddr, "healthAddr", ops.HealthAddr, "metricsObjectLabels", so.metricsObjectLabels)
+	err = g.Serve(sctx, so.grace)
 	log.Info("stopped")
+	if err == nil {
+		if cause := context.Cause(sctx); cause != nil && cause != context.Canceled && ctx.Err() == nil {
+			return cause
+		}
+	}
 	return err
 }
