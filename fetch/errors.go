@@ -158,8 +158,14 @@ func Classify(service ObjectType, action string, err error) *Error {
 		out.Kind, out.Message = KindUnavailable, "timed out talking to the endpoint"
 	case isConnError(err):
 		out.Kind, out.Message = KindUnavailable, "connection to the endpoint failed: "+shortNetError(err)
+	case isDecodeError(err):
+		// jsoniter/tea decode errors quote the body around the fault: never
+		// print them, the body may hold the secret.
+		out.Kind, out.Message = KindUnavailable, "the response body could not be decoded (a malformed or truncated answer)"
 	default:
-		out.Message = "unexpected error from the SDK: " + truncate(err.Error(), 200)
+		// The text of an unknown error may quote response bytes: name its
+		// type only.
+		out.Message = fmt.Sprintf("unexpected error from the SDK (%T)", err)
 	}
 	return out
 }
@@ -230,6 +236,16 @@ func isJSONError(err error) bool {
 	var typ *json.UnmarshalTypeError
 	return errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		strings.Contains(err.Error(), "invalid character") || strings.Contains(err.Error(), "unexpected end of JSON input")
+}
+
+func isDecodeError(err error) bool {
+	m := err.Error()
+	for _, marker := range []string{"error found in #", "readObjectStart", "ReadString", "readStringSlowPath", "ReadMapCB", "decode", "Unmarshal", "cannot unmarshal", "unexpected end", "invalid character"} {
+		if strings.Contains(m, marker) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTimeout(err error) bool {

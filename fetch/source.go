@@ -174,8 +174,25 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	return c, nil
 }
 
-// Get reads one target.
-func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+// Get reads one target. A panic inside the SDK or a credential provider
+// (some panic on malformed bodies) becomes an Unavailable error: fetches run
+// on background goroutines, where a panic would end the process.
+func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = Result{}, sdkPanic(t.Type, r)
+		}
+	}()
+	return s.get(ctx, id, t)
+}
+
+// sdkPanic reports a recovered SDK panic by its type only (its value could
+// hold response bytes).
+func sdkPanic(t ObjectType, r any) error {
+	return &Error{Kind: KindUnavailable, Service: t, Action: actionOf(t), Message: fmt.Sprintf("the SDK panicked on the response (%T); treated as a malformed response", r)}
+}
+
+func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
 	if id == nil || id.Credential == nil {
 		return Result{}, &Error{Kind: KindUnauthenticated, Service: t.Type, Message: "no credential"}
 	}
@@ -242,6 +259,11 @@ func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result,
 	}
 	ch := make(chan out, 1)
 	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- out{nil, sdkPanic(TypeKMS, p)}
+			}
+		}()
 		r, err := c.kms.GetSecretValueWithOptions(req, rt)
 		ch <- out{r, err}
 	}()
@@ -253,6 +275,9 @@ func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result,
 	}
 	if o.err != nil {
 		return Result{}, o.err
+	}
+	if o.r != nil && (o.r.StatusCode == nil || *o.r.StatusCode/100 != 2) {
+		return Result{}, malformed(TypeKMS, "a non-2xx status without an error body")
 	}
 	if o.r == nil || o.r.Body == nil || o.r.Body.SecretData == nil || o.r.Body.VersionId == nil || *o.r.Body.VersionId == "" {
 		return Result{}, malformed(TypeKMS, "SecretData or VersionId missing")
@@ -283,6 +308,9 @@ func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result,
 	r, err := c.oos.GetSecretParameterWithContext(ctx, req, rt)
 	if err != nil {
 		return Result{}, err
+	}
+	if r != nil && (r.StatusCode == nil || *r.StatusCode/100 != 2) {
+		return Result{}, malformed(TypeOOS, "a non-2xx status without an error body")
 	}
 	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
 		return Result{}, malformed(TypeOOS, "Parameter.Value or Parameter.ParameterVersion missing")

@@ -594,3 +594,29 @@ func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 		})
 	}
 }
+
+// docs/operations.md lists every flag of serve.
+func TestOperationsDocListsEveryServeFlag(t *testing.T) {
+	out, _ := runBinary(t, "serve", "-h")
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagRe := regexp.MustCompile(`(?m)^\s+-([a-z0-9][a-z0-9-]*)`)
+	flags := flagRe.FindAllStringSubmatch(out, -1)
+	if len(flags) < 10 {
+		t.Fatalf("could not read serve's flags from -h:\n%s", out)
+	}
+	for _, f := range flags {
+		name := f[1]
+		if name == "v" {
+			if !strings.Contains(string(doc), "`-v`") {
+				t.Errorf("docs/operations.md does not list -v")
+			}
+			continue
+		}
+		if !strings.Contains(string(doc), "`--"+name+"`") {
+			t.Errorf("docs/operations.md does not list `--%s`", name)
+		}
+	}
+}
