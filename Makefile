@@ -27,6 +27,7 @@ unit:
 fuzz:
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzParseParameters$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzJMESPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzResponseDecoding$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
