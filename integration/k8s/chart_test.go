@@ -598,3 +598,47 @@ func commented(lines []string, key string) bool {
 	}
 	return false
 }
+
+// TestDriverChartMatchesDependency: helm only checks the subchart's name, so
+// make sure the driver chart the tests use (from the Go module the provider
+// builds against) is the version Chart.yaml asks users to fetch.
+func TestDriverChartMatchesDependency(t *testing.T) {
+	type meta struct {
+		Version      string `json:"version"`
+		KubeVersion  string `json:"kubeVersion"`
+		Dependencies []struct {
+			Name, Version, Repository, Condition string
+		} `json:"dependencies"`
+	}
+	read := func(path string) meta {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m meta
+		if err := yaml.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ours := read(filepath.Join(repoRoot(t), "charts", chartName, "Chart.yaml"))
+	upstream := read(filepath.Join(upstreamDriverChart(t), "Chart.yaml"))
+	if len(ours.Dependencies) != 1 {
+		t.Fatalf("dependencies %+v, want only %s", ours.Dependencies, driverChart)
+	}
+	dep := ours.Dependencies[0]
+	if dep.Name != driverChart || dep.Condition != driverChart+".install" {
+		t.Errorf("dependency %+v, want %s with condition %s.install", dep, driverChart, driverChart)
+	}
+	prefix := strings.TrimSuffix(dep.Version, "x")
+	if !strings.HasSuffix(dep.Version, ".x") || !strings.HasPrefix(upstream.Version, prefix) {
+		t.Errorf("Chart.yaml asks for %s %s, but the Go module ships chart %s: update one of them",
+			driverChart, dep.Version, upstream.Version)
+	}
+	if ours.KubeVersion != upstream.KubeVersion {
+		t.Errorf("kubeVersion %q differs from the bundled driver's %q", ours.KubeVersion, upstream.KubeVersion)
+	}
+	if lowest := strings.TrimPrefix(kubeVersions[0], "v"); !strings.Contains(upstream.KubeVersion, lowest) {
+		t.Errorf("the tests' oldest Kubernetes %s is not the driver's minimum %q", kubeVersions[0], upstream.KubeVersion)
+	}
+}
