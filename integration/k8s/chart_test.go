@@ -114,7 +114,12 @@ var scenarios = []scenario{
 		// Per-pod RRSA / nodePublishSecretRef only: the provider has no identity of its own to fall back on.
 		name: "per-volume-identity-only", sets: []string{"denyProviderIdentity=true"}, deny: true, poll: "2m", cacheTTL: "2m",
 	},
-	{name: "worker-role+fuse", values: []string{"values-worker-role.yaml", "values-fuse.yaml"}, fuse: true, poll: "2m", cacheTTL: "2m"},
+	{
+		// With the ConfigMap-backed files too, whose volume both DaemonSets mount.
+		name: "worker-role+fuse+config", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
+		sets: []string{"policy=namespaces: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
+		fuse: true, poll: "2m", cacheTTL: "2m",
+	},
 }
 
 // TestChart lints and renders the chart for every credential mode, with the
@@ -190,6 +195,8 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 	if !hostDirMounted {
 		t.Errorf("nothing is mounted at --provider-volume=%s", pv)
 	}
+
+	checkMountsDisjoint(t, c)
 
 	// Security: uid 0 for the root-owned hostPath, and nothing more.
 	sc0 := c.SecurityContext
@@ -412,6 +419,7 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 			classes = append(classes, v)
 		}
 	}
+	checkMountsDisjoint(t, c)
 	m, ok := mountOf(c, "mountpoint")
 	if !ok || m.MountPath != mountpoint || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional {
 		t.Errorf("mountpoint mount %+v: want %s with Bidirectional propagation", m, mountpoint)
@@ -451,6 +459,18 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 				continue
 			}
 			checkSPC(t, p, spc)
+		}
+	}
+}
+
+// checkMountsDisjoint: no volume is mounted inside another. A mount inside a
+// read-only ConfigMap or projected volume cannot be created by the runtime.
+func checkMountsDisjoint(t *testing.T, c corev1.Container) {
+	for _, a := range c.VolumeMounts {
+		for _, b := range c.VolumeMounts {
+			if a.Name != b.Name && (a.MountPath == b.MountPath || strings.HasPrefix(b.MountPath, strings.TrimSuffix(a.MountPath, "/")+"/")) {
+				t.Errorf("container %s: volume %s at %s lies inside volume %s at %s", c.Name, b.Name, b.MountPath, a.Name, a.MountPath)
+			}
 		}
 	}
 }

@@ -56,7 +56,7 @@ because RAM roles trust system:serviceaccount:<namespace>:csi-secrets-store-prov
 {{- define "csspa.rrsaTokenFile" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
 
 {{/* Where the ConfigMap with policy.yaml and kms-ca.crt is mounted. */}}
-{{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud/config{{- end -}}
 
 {{/*
 Cache TTL: cache.ttl, else the driver's rotationPollInterval (so a rotation
