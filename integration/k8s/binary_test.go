@@ -90,6 +90,8 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 	bin := providerBinary(t)
 	chart := chartCopy(t)
 	caFile := writeTestCA(t)
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, policyFile, "rules:\n  - namespace: default\n    serviceAccount: \"*\"\n    oos: [\"test\"]\n    kms: [\"db-*\"]\n", 0o644)
 	common := []string{
 		"--set", "regionId=cn-hangzhou",
 		"--set", "endpoints.kms=kms-vpc.cn-hangzhou.aliyuncs.com",
@@ -97,6 +99,7 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 		"--set", "endpoints.sts=sts-vpc.cn-hangzhou.aliyuncs.com",
 		"--set", "allowedKmsEndpoints={kst-*.cryptoservice.kms.aliyuncs.com}",
 		"--set-file", "kmsCACert=" + caFile,
+		"--set-file", "policy=" + policyFile,
 		"--set", "cache.maxStale=30m",
 		"--set", "throttle.maxConcurrentFetches=8",
 		"--set", "throttle.kms.qps=10", "--set", "throttle.kms.burst=20",

@@ -117,7 +117,7 @@ var scenarios = []scenario{
 	{
 		// With the ConfigMap-backed files too, whose volume both DaemonSets mount.
 		name: "worker-role+fuse+config", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
-		sets: []string{"policy=namespaces: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
+		sets: []string{"policy=rules: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
 		fuse: true, poll: "2m", cacheTTL: "2m",
 	},
 }
