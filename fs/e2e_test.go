@@ -2,9 +2,12 @@ package fs
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -88,7 +91,8 @@ func TestMountCommandEndToEnd(t *testing.T) {
 	mp := filepath.Join(work, "view")
 	cmd := exec.Command(bin, "mount", "--mountpoint", mp, "--class", classFile,
 		"--region", emulator.DemoRegion, "--kms-endpoint", emu.URL(), "--oos-endpoint", emu.URL(),
-		"--cache-ttl", "1s", "--shutdown-grace", "2s", "-v", "4")
+		"--cache-ttl", "1s", "--shutdown-grace", "2s", "-v", "4",
+		"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"),
 		"ACCESS_KEY_ID=" + emulator.DemoAccessKeyID, "SECRET_ACCESS_KEY=" + emulator.DemoAccessKeySecret}
 	stderr := &syncBuffer{}
@@ -178,6 +182,30 @@ func TestMountCommandEndToEnd(t *testing.T) {
 	}
 	if s.Objects[1].Version != version || !s.Objects[1].Fetched || s.Objects[1].LastError != "" {
 		t.Fatalf("status of demo-db: %+v, want version %s", s.Objects[1], version)
+	}
+
+	// Operations endpoints: the view's liveness and readiness, and its
+	// FUSE operations in /metrics.
+	m := regexp.MustCompile(`msg="operations endpoints" metricsAddr=(\S+) healthAddr=(\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no operations endpoints logged:\n%s", stderr.String())
+	}
+	for _, u := range []string{"http://" + m[2] + "/healthz", "http://" + m[2] + "/readyz", "http://" + m[1] + "/metrics"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d\n%s", u, resp.StatusCode, body)
+		}
+		if strings.HasSuffix(u, "/metrics") && !strings.Contains(string(body), `alibabacloud_provider_fuse_operations_total{op="lookup",result="ok"}`) {
+			t.Fatalf("/metrics lacks the FUSE operations:\n%s", body)
+		}
+		if strings.HasSuffix(u, "/readyz") && !strings.Contains(string(body), "view: ok") {
+			t.Fatalf("/readyz: %s", body)
+		}
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -242,6 +242,30 @@ func (s *Server) Status() []ClassStatus {
 	return out
 }
 
+// Check reports whether the view is still served on its mountpoint: the
+// kernel connection is up and the top mount there is this view (not
+// detached by a successor, not covered by another mount). It reads
+// /proc/self/mountinfo and never touches the mount (liveness probes).
+func (s *Server) Check() error {
+	select {
+	case <-s.done:
+		return errors.New("the FUSE connection has ended (unmounted)")
+	default:
+	}
+	ms, err := entriesAt(s.dir)
+	if err != nil {
+		return fmt.Errorf("read /proc/self/mountinfo: %w", err)
+	}
+	if len(ms) == 0 {
+		return fmt.Errorf("%s is not mounted", s.dir)
+	}
+	top := ms[len(ms)-1]
+	if top.fsType != FSType || (s.dev != 0 && top.dev != devString(s.dev)) {
+		return fmt.Errorf("%s now shows another mount (%s %s), not this view", s.dir, top.fsType, top.dev)
+	}
+	return nil
+}
+
 // Done is closed when the kernel connection ends: after Close, or when
 // someone else unmounted the view.
 func (s *Server) Done() <-chan struct{} { return s.done }

@@ -294,3 +294,46 @@ func TestMountInfoParsing(t *testing.T) {
 		t.Fatalf("%+v", ms)
 	}
 }
+
+// A second view mounted on the same directory takes over (the first is
+// detached, its open files keep working); closing the first then leaves the
+// successor alone.
+func TestSuccessorTakesOver(t *testing.T) {
+	requireFUSE(t)
+	first := newEnv(t, appSource(), nil, appClass(t))
+	if err := first.srv.Check(); err != nil {
+		t.Fatalf("first Check: %v", err)
+	}
+	held, err := os.Open(first.path("app", "param"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
+	src2 := appSource()
+	src2.set("param", "from-the-successor")
+	second := newEnv(t, src2, func(c *Config) { c.Mountpoint = first.dir }, appClass(t))
+	if err := second.srv.Check(); err != nil {
+		t.Fatalf("second Check: %v", err)
+	}
+	if err := first.srv.Check(); err == nil {
+		t.Fatal("first Check passes after a successor took over")
+	}
+	if got := second.read("app", "param"); got != "from-the-successor" {
+		t.Fatalf("after takeover: %q", got)
+	}
+	buf := make([]byte, 64)
+	if n, _ := held.ReadAt(buf, 0); string(buf[:n]) != paramVal {
+		t.Fatalf("a file held open in the replaced view: %q", buf[:n])
+	}
+	held.Close()
+	if err := first.srv.Close(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.srv.Check(); err != nil {
+		t.Fatalf("closing the replaced view broke the successor: %v", err)
+	}
+	if got := second.read("app", "param"); got != "from-the-successor" {
+		t.Fatalf("after the old view closed: %q", got)
+	}
+}

@@ -54,6 +54,7 @@ func hasCapSysAdmin() (ok, known bool) {
 
 // mountEntry is one line of /proc/self/mountinfo.
 type mountEntry struct {
+	dev        string // major:minor
 	mountPoint string
 	fsType     string
 	source     string
@@ -90,6 +91,7 @@ func parseMountInfo(data []byte) []mountEntry {
 			continue
 		}
 		out = append(out, mountEntry{
+			dev:        fields[2],
 			mountPoint: unescapeMount(fields[4]),
 			fsType:     fields[sep+1],
 			source:     unescapeMount(fields[sep+2]),
@@ -119,17 +121,37 @@ func unescapeMount(s string) string {
 
 // mountsAt lists the file system types mounted on dir, bottom first.
 func mountsAt(dir string) ([]string, error) {
+	ms, err := entriesAt(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.fsType
+	}
+	return out, nil
+}
+
+// entriesAt lists the mounts on dir, bottom first.
+func entriesAt(dir string) ([]mountEntry, error) {
 	ms, err := readMountInfo()
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []mountEntry
 	for _, m := range ms {
 		if m.mountPoint == dir {
-			out = append(out, m.fsType)
+			out = append(out, m)
 		}
 	}
 	return out, nil
+}
+
+// devString formats st_dev as mountinfo's major:minor (glibc's encoding).
+func devString(dev uint64) string {
+	major := (dev>>8)&0xfff | (dev>>32)&^uint64(0xfff)
+	minor := dev&0xff | (dev>>12)&^uint64(0xff)
+	return strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
 }
 
 // DetachStale lazily unmounts (MNT_DETACH) every mount of this view found

@@ -77,6 +77,9 @@ func TestListReadExactSizes(t *testing.T) {
 	if n := src.callCount(""); n != 0 {
 		t.Fatalf("listing made %d upstream calls, want 0", n)
 	}
+	if err := e.srv.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
 
 	st, err := os.Stat(e.path("app", "db-username"))
 	if err != nil {

@@ -2,22 +2,32 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
 )
 
 // mountOptions are the flags of `mount`: the shared endpoint, credential and
-// cache flags, plus the view's own.
+// cache flags, the operations endpoints, plus the view's own.
 type mountOptions struct {
 	options
-	view viewFlags
+	view        viewFlags
+	metricsAddr string
+	healthAddr  string
+}
+
+func (m *mountOptions) registerOps(set *flag.FlagSet) {
+	set.StringVar(&m.metricsAddr, "metrics-addr", "", "listen address of the Prometheus endpoint /metrics (cache, upstream and FUSE operation metrics); empty disables it")
+	set.StringVar(&m.healthAddr, "health-addr", "", "listen address of /healthz (the view is mounted and served) and /readyz (also: the provider's own credentials resolve); empty disables them")
 }
 
 // viewFlags are the FUSE view's own flags (mount; dev reuses them).
@@ -77,6 +87,7 @@ func runMount(ctx context.Context, args []string) error {
 	set := flag.NewFlagSet("mount", flag.ContinueOnError)
 	mo.options.register(set)
 	mo.view.register(set)
+	mo.registerOps(set)
 	set.Usage = func() {
 		fmt.Fprintf(set.Output(), "usage: csi-secrets-store-provider-alibabacloud mount --mountpoint DIR --class FILE [--class FILE ...] [flags]\n\n"+
 			"Mounts a read-only FUSE view of the classes, served lazily from the node-wide cache with the provider's own identity.\n\n")
@@ -102,27 +113,54 @@ func runMount(ctx context.Context, args []string) error {
 		return fmt.Errorf("mount: the FUSE view cannot be mounted here: %s", why)
 	}
 	log := mo.logger(os.Stderr)
-	st, err := mo.build(ctx, log, fetch.NopObserver{})
+	mx := metrics.New(metrics.Options{Version: version, Commit: commit})
+	st, err := mo.build(ctx, log, mx)
 	if err != nil {
 		return err
 	}
+	// Bind the HTTP listeners before mounting: a port clash fails the start.
+	ops, err := listenOps(mo.metricsAddr, mo.healthAddr)
+	if err != nil {
+		return err
+	}
+	defer ops.shutdown()
 	cctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go st.cache.Run(cctx)
 
-	srv, err := mountView(ctx, st, log, classes, &mo.view)
+	srv, err := mountView(ctx, st, log, classes, &mo.view, mx)
 	if err != nil {
 		return err
 	}
-	err = srv.Serve(ctx, mo.view.grace)
+	vh := &viewHealth{srv: srv, cred: &health{resolver: st.resolver, timeout: 3 * time.Second}}
+	opsErr := serveViewOps(ops, mx.Handler(), vh)
+	sctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case err := <-opsErr:
+			log.Error("stopping: an operations endpoint failed", "error", err.Error())
+			stop(err)
+		case <-sctx.Done():
+		}
+	}()
+	if ops.MetricsAddr != "" || ops.HealthAddr != "" {
+		log.Info("operations endpoints", "metricsAddr", ops.MetricsAddr, "healthAddr", ops.HealthAddr)
+	}
+	err = srv.Serve(sctx, mo.view.grace)
 	log.Info("stopped")
+	if err == nil {
+		if cause := context.Cause(sctx); cause != nil && cause != context.Canceled && ctx.Err() == nil {
+			return cause
+		}
+	}
 	return err
 }
 
 // mountView mounts the FUSE view of classes with the stack's cache and the
 // provider's own identity. The caller runs st.cache.Run and calls Close (or
-// Serve) on the result. dev calls it too.
-func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.Class, v *viewFlags) (*fs.Server, error) {
+// Serve) on the result; obs may be nil. dev calls it too.
+func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.Class, v *viewFlags, obs fs.Observer) (*fs.Server, error) {
 	id, err := st.resolver.Base(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mount: the view reads with the provider's own identity: %w", err)
@@ -140,5 +178,78 @@ func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.C
 		EntryTimeout:  v.kernelTimeout,
 		AttrTimeout:   v.kernelTimeout,
 		Logger:        log,
+		Observer:      obs,
 	})
+}
+
+// viewHealth answers /healthz (the view is still mounted and served here)
+// and /readyz (that, and the provider's own credentials resolve).
+type viewHealth struct {
+	srv  *fs.Server
+	cred *health // only its credential check
+}
+
+func (h *viewHealth) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := h.srv.Check(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "view: FAIL: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "ok\n")
+}
+
+func (h *viewHealth) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	ok := true
+	if err := h.srv.Check(); err != nil {
+		ok = false
+		fmt.Fprintf(&b, "view: FAIL: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "view: ok (%s)\n", h.srv.Mountpoint())
+	}
+	if detail, err := h.cred.checkCredentials(r.Context()); err != nil {
+		ok = false
+		fmt.Fprintf(&b, "credentials: FAIL: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "credentials: ok (%s)\n", detail)
+	}
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	fmt.Fprint(w, b.String())
+}
+
+// serveViewOps starts the HTTP servers of opsServer with the view's health
+// handlers (opsServer.serve takes serve's socket health only).
+func serveViewOps(o *opsServer, metrics http.Handler, h *viewHealth) <-chan error {
+	errc := make(chan error, 2)
+	mm := http.NewServeMux()
+	hm := mm
+	if o.healthLis != nil {
+		hm = http.NewServeMux()
+	}
+	if o.metricsLis != nil {
+		mm.Handle("/metrics", metrics)
+	}
+	if o.HealthAddr != "" {
+		hm.HandleFunc("/healthz", h.healthz)
+		hm.HandleFunc("/readyz", h.readyz)
+	}
+	start := func(l net.Listener, mux *http.ServeMux) {
+		if l == nil {
+			return
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		o.servers = append(o.servers, srv)
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("HTTP server on %s stopped: %w", l.Addr(), err)
+			}
+		}()
+	}
+	start(o.metricsLis, mm)
+	start(o.healthLis, hm)
+	return errc
 }
