@@ -71,6 +71,11 @@ var scenarios = []scenario{
 	{name: "defaults", poll: "2m", cacheTTL: "2m"},
 	{name: "worker-role", values: []string{"values-worker-role.yaml"}, poll: "2m", cacheTTL: "2m"},
 	{
+		// When pods cannot reach ECS metadata: host network, cluster DNS kept.
+		name: "worker-role+hostNetwork", values: []string{"values-worker-role.yaml"},
+		sets: []string{"linux.hostNetwork=true"}, poll: "2m", cacheTTL: "2m",
+	},
+	{
 		name: "rrsa", values: []string{"values-rrsa.yaml"}, rrsa: true, poll: "2m", cacheTTL: "2m",
 		env: map[string]env{
 			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
@@ -215,6 +220,9 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 		t.Errorf("capabilities %+v, want drop [ALL] and add nothing", sc0.Capabilities)
 	case sc0.SeccompProfile == nil || sc0.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
 		t.Errorf("seccompProfile %+v, want RuntimeDefault", sc0.SeccompProfile)
+	}
+	if pod.HostNetwork && pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Errorf("hostNetwork with dnsPolicy %q: the provider would lose cluster DNS", pod.DNSPolicy)
 	}
 	if pod.HostPID || pod.HostIPC {
 		t.Error("provider shares the host PID or IPC namespace")
