@@ -16,7 +16,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${repo}/.tools/bin"
 helm="${bin}/helm"
 
-# `helm version --template` prints the module version go install recorded.
+# `go version -m` shows the module version go install recorded in the binary.
 if [ -x "${helm}" ]; then
   have="$(go version -m "${helm}" 2>/dev/null | awk '$1 == "mod" && $2 == "helm.sh/helm/v3" {print $3}')"
   if [ "${have}" = "${HELM_VERSION}" ]; then
