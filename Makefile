@@ -29,5 +29,8 @@ fuzz:
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzJMESPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzResponseDecoding$$' -fuzztime $(FUZZTIME)
 
+lint:
+	.tools/bin/golangci-lint run ./...
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

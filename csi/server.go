@@ -233,7 +233,7 @@ func parseMode(p string) (int32, error) {
 	if m == 0 {
 		return 0o644, nil
 	}
-	return int32(m), nil
+	return int32(m), nil //nolint:gosec // Perm() is at most 0o777
 }
 
 func identityCode(err error) codes.Code {

@@ -23,7 +23,7 @@ func SocketPath(dir string) string { return filepath.Join(dir, ProviderName+".so
 // Listen creates the provider socket with mode 0600. A stale socket left by
 // a crash is removed; a socket another live provider answers on is not.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("provider volume %s: %w", filepath.Dir(path), err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
@@ -104,7 +104,7 @@ func (g *GRPCServer) Serve(ctx context.Context, grace time.Duration) error {
 		g.log.Warn("in-flight mounts did not finish within the grace period; stopping", "grace", grace)
 		g.GRPC.Stop()
 	}
-	<-errc
+	<-errc //nolint:errcheck // Serve has returned; its error after a stop is expected
 	_ = os.Remove(g.path)
 	return nil
 }

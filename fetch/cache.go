@@ -492,7 +492,7 @@ func (c *Cache) sweep(ctx context.Context) {
 		e := r.entry.Load()
 		recent := now.Sub(time.Unix(0, r.lastRead.Load())) < c.opts.IdleEvict
 		due := e == nil || now.Sub(e.FetchedAt) >= time.Duration(float64(c.opts.TTL)*c.opts.RefreshAt)
-		if !due || !(recent || pinned) {
+		if !due || (!recent && !pinned) {
 			continue
 		}
 		if _, recentFail := c.recentFailure(r, now); recentFail {

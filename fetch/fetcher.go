@@ -362,7 +362,7 @@ func backoff(p RetryPolicy, attempt int, last error) time.Duration {
 	if ceil > p.Max || ceil <= 0 {
 		ceil = p.Max
 	}
-	d := time.Duration(rand.Int64N(int64(ceil) + 1)) // full jitter
+	d := time.Duration(rand.Int64N(int64(ceil) + 1)) //nolint:gosec // full jitter needs no cryptographic randomness
 	var e *Error
 	if errors.As(last, &e) && e.RetryAfter > d {
 		d = min(e.RetryAfter, 2*p.Max)

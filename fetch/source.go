@@ -297,7 +297,7 @@ func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result,
 func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
 	req := &oos.GetSecretParameterRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true)}
 	if t.Version != "" {
-		n, err := strconv.Atoi(t.Version)
+		n, err := strconv.ParseInt(t.Version, 10, 32)
 		if err != nil {
 			return Result{}, &Error{Kind: KindInvalid, Service: TypeOOS, Message: "objectVersion is not a number"}
 		}
@@ -353,7 +353,7 @@ func newHintClient(o SDKOptions, ca *x509.CertPool) *hintClient {
 
 // Call implements dara.HttpClient.
 func (h *hintClient) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
-	resp, err := h.c.Do(req)
+	resp, err := h.c.Do(req) //nolint:gosec // endpoints come from flags or the kmsEndpoint allow-list (Fetcher.KMSEndpointAllowed)
 	if err == nil && resp != nil {
 		if ms := timeLeft(resp.Header.Get("x-ratelimit-user-api"), resp.Header.Get("x-ratelimit-user")); ms > 0 {
 			h.hintMs.Store(ms)

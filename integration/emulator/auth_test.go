@@ -30,13 +30,13 @@ func TestSignatureErrors(t *testing.T) {
 	e := start(t, seed, emulator.Options{})
 
 	_, err := getSecret(kmsClient(t, e, akCred(t, emulator.DemoAccessKeyID, "wrong-secret")), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "SignatureDoesNotMatch", 400)
+	_ = wantSDKError(t, err, "SignatureDoesNotMatch", 400)
 	_, err = getSecret(kmsClient(t, e, akCred(t, "LTAIunknown", "x")), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "InvalidAccessKeyId.NotFound", 404)
+	_ = wantSDKError(t, err, "InvalidAccessKeyId.NotFound", 404)
 	_, err = getSecret(kmsClient(t, e, akCred(t, "LTAIdisabled", "s")), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "Forbidden.AccessKeyDisabled", 403)
+	_ = wantSDKError(t, err, "Forbidden.AccessKeyDisabled", 403)
 	_, err = getParam(oosClient(t, e, akCred(t, emulator.DemoAccessKeyID, "wrong-secret")), emulator.DemoParameter)
-	wantSDKError(t, err, "SignatureDoesNotMatch", 400)
+	_ = wantSDKError(t, err, "SignatureDoesNotMatch", 400)
 
 	recs := e.Requests()
 	if len(recs) != 4 || recs[0].SignatureValid || !recs[2].SignatureValid || recs[0].Auth != "acs3" {
@@ -50,9 +50,9 @@ func TestSignatureErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = getSecret(kmsClient(t, e, akCred(t, tea.StringValue(cm.AccessKeyId), tea.StringValue(cm.AccessKeySecret))), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "MissingSecurityToken", 400)
+	_ = wantSDKError(t, err, "MissingSecurityToken", 400)
 	_, err = getSecret(kmsClient(t, e, stsCred(t, tea.StringValue(cm.AccessKeyId), tea.StringValue(cm.AccessKeySecret), "CAISforged")), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "InvalidSecurityToken.MismatchWithAccessKey", 400)
+	_ = wantSDKError(t, err, "InvalidSecurityToken.MismatchWithAccessKey", 400)
 }
 
 func stsCred(t *testing.T, id, secret, token string) credentials.Credential {
@@ -92,7 +92,9 @@ func TestPolicyDenied(t *testing.T) {
 		},
 	}
 	e := start(t, seed, emulator.Options{})
-	e.PutSecretValue("other", []byte("x"), false)
+	if _, err := e.PutSecretValue("other", []byte("x"), false); err != nil {
+		t.Fatal(err)
+	}
 	reader := akCred(t, "LTAIreader", "rs")
 	kc := kmsClient(t, e, reader)
 
@@ -141,11 +143,10 @@ func TestAssumeRoleSessionUsableAndExpires(t *testing.T) {
 	}
 	// The session acts as the role: the role's policy applies.
 	_, err := getSecret(kc, emulator.DemoSecretBinary)
-	wantSDKError(t, err, "Forbidden.NoPermission", 403)
+	_ = wantSDKError(t, err, "Forbidden.NoPermission", 403)
 
 	var stsRec, kmsRec *emulator.RequestRecord
 	for _, r := range e.Requests() {
-		r := r
 		switch r.Route {
 		case "sts":
 			stsRec = &r
@@ -163,7 +164,7 @@ func TestAssumeRoleSessionUsableAndExpires(t *testing.T) {
 	// Expired on the server: the client still has it cached and is refused.
 	e.ExpireSessions()
 	_, err = getSecret(kc, emulator.DemoSecretJSON)
-	wantSDKError(t, err, "InvalidSecurityToken.Expired", 400)
+	_ = wantSDKError(t, err, "InvalidSecurityToken.Expired", 400)
 }
 
 func TestSessionExpiresInRealTime(t *testing.T) {
@@ -176,7 +177,7 @@ func TestSessionExpiresInRealTime(t *testing.T) {
 	mustSecret(t, kc, emulator.DemoSecretJSON)
 	time.Sleep(time.Second + 50*time.Millisecond)
 	_, err = getSecret(kc, emulator.DemoSecretJSON)
-	wantSDKError(t, err, "InvalidSecurityToken.Expired", 400)
+	_ = wantSDKError(t, err, "InvalidSecurityToken.Expired", 400)
 }
 
 func TestShortTTLForcesRefreshEveryCall(t *testing.T) {
@@ -422,11 +423,11 @@ func TestCredentialsURI(t *testing.T) {
 // replayProxy is a test HTTP proxy that hands each request the SDK sends
 // to the emulator, then lets the test send altered copies of it.
 type replayProxy struct {
-	t      *testing.T
-	target string
-	mu     sync.Mutex
-	last   *http.Request
-	body   []byte
+	t *testing.T
+
+	mu   sync.Mutex
+	last *http.Request
+	body []byte
 }
 
 func (p *replayProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -439,7 +440,7 @@ func (p *replayProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(status)
-	w.Write(out)
+	_, _ = w.Write(out)
 }
 
 // send forwards the last SDK request, after mod, to the emulator.
@@ -470,7 +471,7 @@ func TestReplayAndTampering(t *testing.T) {
 
 	code := func(status int, body []byte, _ http.Header) string {
 		var m map[string]any
-		json.Unmarshal(body, &m)
+		_ = json.Unmarshal(body, &m)
 		return fmt.Sprint(status, " ", m["Code"])
 	}
 	if got := code(p.send(func(*http.Request) {})); got != "400 SignatureNonceUsed" {

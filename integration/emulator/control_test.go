@@ -80,7 +80,7 @@ func TestRequestLogIsARing(t *testing.T) {
 	e := start(t, nil, emulator.Options{RequestLogSize: 3})
 	kc := kmsClient(t, e, demoCred(t))
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		getSecret(kc, name)
+		_, _ = getSecret(kc, name)
 	}
 	var got []string
 	for _, r := range e.Requests() {
@@ -139,7 +139,7 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("add fault: %d %v", code, out)
 	}
 	_, err := getSecret(kc, emulator.DemoSecretJSON)
-	wantSDKError(t, err, "Throttling.User", 429)
+	_ = wantSDKError(t, err, "Throttling.User", 429)
 	code, out = control(t, e, "POST", "/_emulator/faults", `{"route":"oos","kind":"latency","latency":"5ms"}`)
 	if code != 200 {
 		t.Fatalf("add latency fault: %d %v", code, out)

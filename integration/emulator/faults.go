@@ -129,7 +129,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(v.Latency, &s); err == nil {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				return fmt.Errorf("latency: %v", err)
+				return fmt.Errorf("latency: %w", err)
 			}
 			f.Latency = d
 		} else {

@@ -54,11 +54,11 @@ func TestFaultErrorClasses(t *testing.T) {
 		return err
 	}
 
-	wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, TimeLeftMs: 1500}), "Throttling.User", 429)
-	wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, Code: "Throttling.Api", Status: 400}), "Throttling.Api", 400)
-	wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, Code: "Rejected.Throttling"}), "Rejected.Throttling", 400)
-	wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultError}), "InternalFailure", 500)
-	wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultError, Status: 503}), "ServiceUnavailableTemporary", 503)
+	_ = wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, TimeLeftMs: 1500}), "Throttling.User", 429)
+	_ = wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, Code: "Throttling.Api", Status: 400}), "Throttling.Api", 400)
+	_ = wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultThrottle, Code: "Rejected.Throttling"}), "Rejected.Throttling", 400)
+	_ = wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultError}), "InternalFailure", 500)
+	_ = wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultError, Status: 503}), "ServiceUnavailableTemporary", 503)
 	se := wantSDKError(t, one(emulator.Fault{Kind: emulator.FaultDeny}), "Forbidden.NoPermission", 403)
 	if se.AccessDeniedDetail["AuthAction"] != "kms:GetSecretValue" {
 		t.Fatalf("AccessDeniedDetail = %v", se.AccessDeniedDetail)
@@ -81,12 +81,12 @@ func TestFaultErrorClasses(t *testing.T) {
 	}
 
 	err = one(emulator.Fault{Kind: emulator.FaultReset})
-	wantURLError(t, err)
+	_ = wantURLError(t, err)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("reset: want ECONNRESET, got %v", err)
 	}
 	err = one(emulator.Fault{Kind: emulator.FaultClose})
-	wantURLError(t, err)
+	_ = wantURLError(t, err)
 	if !errors.Is(err, io.EOF) {
 		t.Fatalf("close: want EOF, got %v", err)
 	}
@@ -194,9 +194,9 @@ func TestFaultTriggersAndScopes(t *testing.T) {
 	setFault(t, e, emulator.Fault{Route: "oos", Principal: emulator.DemoAccessKeyID, Kind: emulator.FaultThrottle})
 	mustSecret(t, kc, emulator.DemoSecretJSON)
 	_, err := getSecret(other, emulator.DemoSecretJSON)
-	wantSDKError(t, err, "Throttling.User", 429)
+	_ = wantSDKError(t, err, "Throttling.User", 429)
 	_, err = getParam(oosClient(t, e, demoCred(t)), emulator.DemoParameter)
-	wantSDKError(t, err, "Throttling.User", 429)
+	_ = wantSDKError(t, err, "Throttling.User", 429)
 	e.ClearFaults()
 
 	// Route scope: an oos fault leaves kms alone.
@@ -232,9 +232,9 @@ func TestDownSwitch(t *testing.T) {
 
 	e.SetDown(true)
 	_, err := getSecret(kc, emulator.DemoSecretJSON)
-	wantURLError(t, err)
+	_ = wantURLError(t, err)
 	_, err = getSecret(kmsClient(t, e, demoCred(t), func(c *openapi.Config) { c.ReadTimeout = tea.Int(4000) }), emulator.DemoSecretJSON)
-	wantURLError(t, err) // a fresh connection too
+	_ = wantURLError(t, err) // a fresh connection too
 
 	e.SetDown(false)
 	mustSecret(t, kc, emulator.DemoSecretJSON)

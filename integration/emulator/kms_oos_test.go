@@ -93,13 +93,13 @@ secrets:
 		}
 	}
 	_, err = getSecret(c, "rotated", byID("v1"), byStage("ACSCurrent"))
-	wantSDKError(t, err, "InvalidParameter", 400)
+	_ = wantSDKError(t, err, "InvalidParameter", 400)
 	_, err = getSecret(c, "rotated", byID("v9"))
-	wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
+	_ = wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
 	_, err = getSecret(c, "rotated", byStage("nope"))
-	wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
+	_ = wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
 	_, err = getSecret(c, "rotated", func(r *kms.GetSecretValueRequest) { r.DryRun = tea.String("true") })
-	wantSDKError(t, err, "DryRunOperation", 400)
+	_ = wantSDKError(t, err, "DryRunOperation", 400)
 	_, err = getSecret(c, "missing")
 	se := wantSDKError(t, err, "Forbidden.ResourceNotFound", 404)
 	if !bytes.Contains([]byte(tea.StringValue(se.Message)), []byte("request id: ")) {
@@ -189,9 +189,9 @@ func TestOOSParameter(t *testing.T) {
 	}
 
 	_, err = getParam(c, emulator.DemoParameter, func(r *oos.GetSecretParameterRequest) { r.ParameterVersion = tea.Int32(3) })
-	wantSDKError(t, err, "EntityNotExists.Parameter", 404)
+	_ = wantSDKError(t, err, "EntityNotExists.Parameter", 404)
 	_, err = getParam(c, "nope")
-	wantSDKError(t, err, "EntityNotExists.Parameter", 404)
+	_ = wantSDKError(t, err, "EntityNotExists.Parameter", 404)
 }
 
 func TestOOSTagsAndVersionsFromSeed(t *testing.T) {
@@ -255,7 +255,7 @@ func TestLegacyV1SignedRPC(t *testing.T) {
 		t.Fatalf("v1-signed OOS: %v %v", p, err)
 	}
 	_, err := getSecret(kmsClient(t, e, akCred(t, emulator.DemoAccessKeyID, "bad"), v2), emulator.DemoSecretJSON)
-	wantSDKError(t, err, "SignatureDoesNotMatch", 400)
+	_ = wantSDKError(t, err, "SignatureDoesNotMatch", 400)
 	for _, r := range e.Requests() {
 		if r.Auth != "v1" {
 			t.Fatalf("record auth = %q", r.Auth)

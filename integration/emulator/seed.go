@@ -188,7 +188,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 				d.Duration = time.Duration(n * float64(time.Second))
 				return nil
 			}
-			return fmt.Errorf("invalid duration %q: %v", s, err)
+			return fmt.Errorf("invalid duration %q: %w", s, err)
 		}
 		d.Duration = v
 		return nil
@@ -202,7 +202,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // MarshalJSON writes the duration as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
 // ParseSeed reads a YAML (or JSON) seed. Unknown fields are errors that name
 // the field; the seed is validated before it is returned.
@@ -404,7 +404,7 @@ func secretVersionsFromSeed(sec Secret) ([]*secretVersion, error) {
 		case dataTypeBinary:
 			b, err := base64.StdEncoding.DecodeString(v.Data)
 			if err != nil {
-				return nil, fmt.Errorf("%s.data: binary data must be base64: %v", f, err)
+				return nil, fmt.Errorf("%s.data: binary data must be base64: %w", f, err)
 			}
 			data = b
 		default:

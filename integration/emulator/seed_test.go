@@ -69,7 +69,7 @@ func TestExampleSeedWorksWithTheSDK(t *testing.T) {
 		t.Fatalf("db-creds = %q", got)
 	}
 	_, err = getSecret(kc, "tls-key")
-	wantSDKError(t, err, "Forbidden.NoPermission", 403)
+	_ = wantSDKError(t, err, "Forbidden.NoPermission", 403)
 	if got := tea.StringValue(mustSecret(t, kc, "rotated").SecretData); got != "new" {
 		t.Fatalf("rotated = %q", got)
 	}

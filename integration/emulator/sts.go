@@ -331,11 +331,11 @@ func decodeJWTClaims(token string) (jwtClaims, error) {
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return jwtClaims{}, fmt.Errorf("payload is not base64url: %v", err)
+		return jwtClaims{}, fmt.Errorf("payload is not base64url: %w", err)
 	}
 	var claims jwtClaims
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return jwtClaims{}, fmt.Errorf("payload is not JSON: %v", err)
+		return jwtClaims{}, fmt.Errorf("payload is not JSON: %w", err)
 	}
 	return claims, nil
 }
