@@ -253,22 +253,7 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 		}
 	}
 
-	// Probes and metrics on the ports the flags open.
-	ports := map[string]int32{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
-	if got := f["--health-addr"]; got != fmt.Sprintf(":%d", ports["health"]) {
-		t.Errorf("--health-addr=%q but the health port is %d", got, ports["health"])
-	}
-	if got := f["--metrics-addr"]; got != fmt.Sprintf(":%d", ports["metrics"]) {
-		t.Errorf("--metrics-addr=%q but the metrics port is %d", got, ports["metrics"])
-	}
-	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
-		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != "health" {
-			t.Errorf("probe %+v, want GET %s on port health", probe, want)
-		}
-	}
+	checkProbes(t, c, f)
 	if _, ok := f["--deny-provider-identity"]; ok != sc.deny {
 		t.Errorf("--deny-provider-identity present %v, want %v", ok, sc.deny)
 	}
@@ -416,6 +401,7 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
 		t.Error("the FUSE container must be privileged to mount")
 	}
+	checkProbes(t, c, flags(c.Args[1:]))
 	var mountpoint string
 	var classes []string
 	for _, a := range c.Args[1:] {
@@ -467,6 +453,26 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 				continue
 			}
 			checkSPC(t, p, spc)
+		}
+	}
+}
+
+// checkProbes: liveness /healthz and readiness /readyz on the port
+// --health-addr opens, and a metrics port where --metrics-addr listens.
+func checkProbes(t *testing.T, c corev1.Container, f map[string]string) {
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if got := f["--health-addr"]; ports["health"] == 0 || got != fmt.Sprintf(":%d", ports["health"]) {
+		t.Errorf("container %s: --health-addr=%q but the health port is %d", c.Name, got, ports["health"])
+	}
+	if got := f["--metrics-addr"]; ports["metrics"] == 0 || got != fmt.Sprintf(":%d", ports["metrics"]) {
+		t.Errorf("container %s: --metrics-addr=%q but the metrics port is %d", c.Name, got, ports["metrics"])
+	}
+	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != "health" {
+			t.Errorf("container %s: probe %+v, want GET %s on port health", c.Name, probe, want)
 		}
 	}
 }
