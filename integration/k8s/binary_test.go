@@ -120,7 +120,7 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 		{name: "worker-role", values: []string{"values-worker-role.yaml"}},
 		{name: "rrsa", values: []string{"values-rrsa.yaml"}},
 		{name: "accesskey-role", values: []string{"values-accesskey-role.yaml"}},
-		{name: "per-volume-identity-only", sets: []string{"denyProviderIdentity=true"}, ready: true},
+		{name: "pod-rrsa", values: []string{"values-pod-rrsa.yaml"}, ready: true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			args := append([]string{"template", releaseName, chart, "--namespace", namespace,

@@ -31,13 +31,13 @@ const (
 	providerSA = "csi-secrets-store-provider-alibabacloud"
 )
 
-// binaryEnv is every environment variable the provider reads.
+// binaryEnv is every environment variable the provider reads (auth/env.go).
 var binaryEnv = []string{
 	"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ALICLOUD_ROLE_ARN", "ALICLOUD_ROLE_SESSION_NAME",
 	"ALICLOUD_ROLE_SESSION_EXPIRATION", "ALICLOUD_OIDC_PROVIDER_ARN", "ALICLOUD_OIDC_TOKEN_FILE",
 	"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ROLE_ARN",
-	"ALIBABA_CLOUD_ROLE_SESSION_NAME", "ALIBABA_CLOUD_ROLE_SESSION_EXPIRATION",
-	"ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+	"ALIBABA_CLOUD_ROLE_SESSION_NAME", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+	"ALICLOUD_ACCOUNT_ID", "ALICLOUD_CLUSTER_ID", "ALIBABA_CLOUD_ECS_METADATA", "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
 }
 
 // kubeVersions: the oldest the bundled driver supports, and one where the
@@ -116,8 +116,11 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		// Per-pod RRSA / nodePublishSecretRef only: the provider has no identity of its own to fall back on.
-		name: "per-volume-identity-only", sets: []string{"denyProviderIdentity=true"}, deny: true, poll: "2m", cacheTTL: "2m",
+		// Per-pod RRSA only: the OIDC provider for the pods' tokens, and no identity of the provider's own.
+		name: "pod-rrsa", values: []string{"values-pod-rrsa.yaml"}, deny: true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ALICLOUD_OIDC_PROVIDER_ARN": {value: "acs:ram::123456789012:oidc-provider/ack-rrsa-c0123456789abcdef0123456789abcdef"},
+		},
 	},
 	{
 		// With the ConfigMap-backed files too, whose volume both DaemonSets mount.
