@@ -35,7 +35,7 @@ var (
 const (
 	// DefaultOIDCTokenFile is where the chart (rrsa.enable) projects the
 	// provider's own service-account token.
-	DefaultOIDCTokenFile = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud"
+	DefaultOIDCTokenFile = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud" // #nosec G101 -- a path, not a credential
 	// DefaultRoleSessionName names the provider's STS sessions.
 	DefaultRoleSessionName = "csi-secrets-store-provider-alibabacloud"
 	defaultSessionSeconds  = 3600

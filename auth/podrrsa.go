@@ -25,7 +25,7 @@ const (
 	// AttrServiceAccountTokens is where the driver passes the pod's tokens
 	// (in secrets on drivers with serviceAccountTokenInSecrets, else in
 	// attributes): {"<audience>":{"token":"<jwt>","expirationTimestamp":"<RFC3339>"}}.
-	AttrServiceAccountTokens = "csi.storage.k8s.io/serviceAccount.tokens"
+	AttrServiceAccountTokens = "csi.storage.k8s.io/serviceAccount.tokens" // #nosec G101 -- an attribute key, not a credential
 	// STSAudience is the audience of tokens STS accepts.
 	STSAudience = "sts.aliyuncs.com"
 	// RoleAnnotation on a ServiceAccount names its RAM role (ACK's RRSA
@@ -316,7 +316,7 @@ func (r *Resolver) podRole(ctx context.Context, m MountInfo, ns, sa string) (rol
 func podSessionName(ns, sa string) string {
 	b := []byte("csi." + ns + "." + sa)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '@' || c == '-') {
+		if !sessionNameByte(c) {
 			b[i] = '-'
 		}
 	}
@@ -324,4 +324,12 @@ func podSessionName(ns, sa string) string {
 		b = b[:64]
 	}
 	return string(b)
+}
+
+func sessionNameByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c == '_' || c == '.' || c == '@' || c == '-'
 }

@@ -190,7 +190,7 @@ func (o *options) resolveRegion(ctx context.Context, log *slog.Logger) (string, 
 			log.Info("region from ECS metadata", "region", region)
 			return region, nil
 		}
-		err = fmt.Errorf("no region: --region is not set and the node's region could not be read from ECS metadata (%v); set --region, e.g. cn-hangzhou (chart value regionId)", err)
+		err = fmt.Errorf("no region: --region is not set and the node's region could not be read from ECS metadata (%w); set --region, e.g. cn-hangzhou (chart value regionId)", err)
 	}
 	if o.command == "doctor" {
 		log.Debug("no default region; classes without a region parameter cannot be checked", "error", err.Error())
