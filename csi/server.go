@@ -159,6 +159,14 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 			}
 		}
 	}
+	// A per-object kmsEndpoint comes from untrusted attributes: refuse one
+	// outside the allow-list before any call at all, STS included.
+	for _, o := range spec.Objects {
+		if o.KMSEndpoint != "" && !s.Fetcher.KMSEndpointAllowed(o.KMSEndpoint) {
+			outcome = "invalid"
+			return nil, status.Errorf(codes.InvalidArgument, "%s: kmsEndpoint %q is not an Alibaba Cloud KMS endpoint (kst-<id>.cryptoservice.kms.aliyuncs.com or kms[-vpc].<region>.aliyuncs.com); an operator can allow more with --allowed-kms-endpoints", o.Ref(), o.KMSEndpoint)
+		}
+	}
 	id, err := s.Identity.Resolve(ctx, auth.MountInfo{
 		PodName: pod, PodNamespace: ns, PodUID: attrs[AttrPodUID],
 		ServiceAccount: attrs[AttrServiceAccount], Secrets: secrets, Attributes: attrs,
