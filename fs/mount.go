@@ -298,9 +298,9 @@ func (s *Server) Close(grace time.Duration) error {
 			}
 			t.Stop()
 		}
+		s.unsubscribe()
 		close(s.stopNotifier)
 		<-s.notifierDone
-		s.unsubscribe()
 		s.v.unpinAll()
 	})
 	return s.closeErr

@@ -222,6 +222,13 @@ func (v *view) ensure(ctx context.Context, ov *objView) (*snapshot, syscall.Errn
 		return nil, syscall.EIO
 	}
 	v.track(ov, k)
+	// A refresh (by another reader of the same key) may have published
+	// a newer value between the fetch and track, its event unrouted:
+	// serve the newest. The kernel has no inode for these files yet, so
+	// nothing needs invalidating.
+	if ne, ok := v.cache.Peek(k); ok && ne.FetchedAt.After(e.FetchedAt) {
+		e = ne
+	}
 	s, _ := ov.apply(e, v.log)
 	return s, 0
 }
