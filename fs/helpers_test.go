@@ -218,7 +218,7 @@ func newEnv(t testing.TB, src *fakeSource, mod func(*Config), classes ...*Class)
 	e := &env{t: t, src: src, clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.cache = fetch.NewCache(fetch.CacheOptions{TTL: testTTL, Now: e.clock.Now, Logger: log})
-	e.fetcher = fetch.NewFetcher(e.cache, src, fetch.FetcherOptions{Region: "cn-hangzhou", Retry: fetch.RetryPolicy{MaxAttempts: 1}})
+	e.fetcher = fetch.NewFetcher(e.cache, src, fetch.FetcherOptions{Region: "cn-hangzhou", Retry: fetch.RetryPolicy{MaxAttempts: 1}, KMSQPS: 1e6, OOSQPS: 1e6})
 	e.id = testIdentity(t)
 	e.dir = filepath.Join(t.TempDir(), "view")
 	cfg := Config{Mountpoint: e.dir, Classes: classes, Fetcher: e.fetcher, Identity: e.id, UID: -1, GID: -1, Logger: log}
