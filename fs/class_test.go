@@ -43,8 +43,11 @@ func TestParseClass(t *testing.T) {
 
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
-	os.WriteFile(a, []byte(sprintf(good, "same", "alibabacloud", "db")), 0o600)
-	os.WriteFile(b, []byte(sprintf(good, "same", "alibabacloud", "other")), 0o600)
+	for p, obj := range map[string]string{a: "db", b: "other"} {
+		if err := os.WriteFile(p, []byte(sprintf(good, "same", "alibabacloud", obj)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := LoadClasses([]string{a, b}); err == nil || !strings.Contains(err.Error(), "metadata.name") || !strings.Contains(err.Error(), "a.yaml") {
 		t.Fatalf("duplicate names: %v", err)
 	}

@@ -2,13 +2,13 @@ package fs
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -42,11 +42,9 @@ spec:
 // buildBinary builds the provider binary once per test.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go command to build the binary with")
-		}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to build the binary with")
 	}
 	bin := filepath.Join(t.TempDir(), "csi-secrets-store-provider-alibabacloud")
 	cmd := exec.Command(gobin, "build", "-buildvcs=false", "-o", bin, "./cmd/csi-secrets-store-provider-alibabacloud")
@@ -110,7 +108,7 @@ func TestMountCommandEndToEnd(t *testing.T) {
 	t.Cleanup(func() {
 		if !gone.Load() {
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed on purpose
 		}
 		_ = syscall.Unmount(mp, syscall.MNT_DETACH)
 	})
@@ -235,7 +233,8 @@ func TestMountCommandEndToEnd(t *testing.T) {
 }
 
 func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		return ee.ExitCode()
 	}
 	if err == nil {

@@ -153,7 +153,8 @@ func Mount(cfg Config) (*Server, error) {
 	if n > 0 {
 		log.Warn("detached a stale FUSE view left on the mountpoint (a crashed or replaced process); files still open there keep their old connection", "mountpoint", dir, "mounts", n)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// 0755: with --allow-other, the view's owner must be able to reach it.
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // see above; the view's own root is 0500
 		return nil, fmt.Errorf("fuse view: mountpoint: %w", err)
 	}
 	if st, err := os.Stat(dir); err != nil {
@@ -312,8 +313,7 @@ func (s *Server) unmount() error {
 		return nil // already gone
 	default:
 	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(s.dir, &st); err != nil || st.Dev != s.dev {
+	if !s.onMountpoint() {
 		// Our mount is no longer on the directory (detached by a
 		// successor); the connection ends when its last file closes.
 		s.log.Info("the FUSE view is no longer on the mountpoint; not unmounting", "mountpoint", s.dir)
@@ -335,6 +335,12 @@ func (s *Server) unmount() error {
 	}
 	s.log.Info("FUSE view detached lazily: files are still open", "mountpoint", s.dir)
 	return nil
+}
+
+// onMountpoint reports whether the directory still shows this mount.
+func (s *Server) onMountpoint() bool {
+	var st syscall.Stat_t
+	return syscall.Stat(s.dir, &st) == nil && st.Dev == s.dev
 }
 
 // cleanMountpoint makes dir absolute and resolves symlinks in its parent

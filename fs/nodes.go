@@ -46,7 +46,7 @@ func (n *dirNode) OnAdd(ctx context.Context) {
 func (n *dirNode) fillDir(d *dirRec, a *fuse.Attr) {
 	a.Mode = fuse.S_IFDIR | dirMode
 	a.Ino = d.ino
-	a.Nlink = uint32(2 + len(d.dirs))
+	a.Nlink = d.nlink
 	a.Uid, a.Gid = n.v.uid, n.v.gid
 	a.SetTimes(&n.v.mountedAt, &n.v.mountedAt, &n.v.mountedAt)
 }

@@ -109,7 +109,7 @@ func (v *view) invalidate(f *fileRec) {
 	for _, wait := range []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond} {
 		time.Sleep(wait)
 		ch := dir.GetChild(f.name)
-		if ch == nil || ch.Forgotten() {
+		if ch == nil { // the kernel forgot it: nothing cached
 			return
 		}
 		errno := ch.NotifyContent(0, 0)

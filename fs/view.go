@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -62,6 +63,7 @@ type dirRec struct {
 	files map[string]*fileRec
 	class *classView // set on a class's top directory (it holds .status)
 	names []string   // sorted, for Readdir
+	nlink uint32     // 2 + subdirectories
 	inode *gofs.Inode
 }
 
@@ -110,8 +112,16 @@ func newView(cfg Config) (*view, error) {
 		log:       cfg.Logger,
 		mountedAt: time.Now(),
 		byKey:     map[fetch.Key][]*objView{},
-		uid:       uint32(cfg.UID),
-		gid:       uint32(cfg.GID),
+	}
+	for _, id := range []struct {
+		name string
+		v    int
+		out  *uint32
+	}{{"uid", cfg.UID, &v.uid}, {"gid", cfg.GID, &v.gid}} {
+		if id.v < 0 || id.v > math.MaxUint32 {
+			return nil, fmt.Errorf("fuse view: %s %d is out of range", id.name, id.v)
+		}
+		*id.out = uint32(id.v)
 	}
 	v.queue.init()
 	ino := uint64(1) // FUSE root
@@ -158,7 +168,9 @@ func newView(cfg Config) (*view, error) {
 	}
 	var sortNames func(d *dirRec)
 	sortNames = func(d *dirRec) {
+		d.nlink = 2
 		for n, sub := range d.dirs {
+			d.nlink++
 			d.names = append(d.names, n)
 			sortNames(sub)
 		}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"runtime"
 	"strings"
@@ -409,7 +410,7 @@ func TestLookupDeadlineAndInterrupt(t *testing.T) {
 		}
 		break
 	}
-	if r.err != syscall.EINTR {
+	if !errors.Is(r.err, syscall.EINTR) {
 		t.Fatalf("interrupted lookup: %v, want EINTR", r.err)
 	}
 	if r.d > 10*time.Second {

@@ -85,7 +85,7 @@ func (s *stringList) Set(v string) error {
 func runMount(ctx context.Context, args []string) error {
 	var mo mountOptions
 	set := flag.NewFlagSet("mount", flag.ContinueOnError)
-	mo.options.register(set)
+	mo.register(set)
 	mo.view.register(set)
 	mo.registerOps(set)
 	set.Usage = func() {
@@ -94,7 +94,7 @@ func runMount(ctx context.Context, args []string) error {
 		set.PrintDefaults()
 	}
 	if err := set.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageError{err}
@@ -150,7 +150,7 @@ func runMount(ctx context.Context, args []string) error {
 	err = srv.Serve(sctx, mo.view.grace)
 	log.Info("stopped")
 	if err == nil {
-		if cause := context.Cause(sctx); cause != nil && cause != context.Canceled && ctx.Err() == nil {
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
 			return cause
 		}
 	}
