@@ -99,7 +99,10 @@ func (n *dirNode) lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // Readdir lists the class's names; it never fetches (READDIRPLUS is off,
 // so a plain ls does not look every file up either).
 func (n *dirNode) Readdir(_ context.Context) (gofs.DirStream, syscall.Errno) {
-	out := make([]fuse.DirEntry, 0, len(n.rec.names))
+	out := make([]fuse.DirEntry, 0, len(n.rec.names)+2)
+	out = append(out,
+		fuse.DirEntry{Name: ".", Mode: fuse.S_IFDIR, Ino: n.rec.ino},
+		fuse.DirEntry{Name: "..", Mode: fuse.S_IFDIR, Ino: n.rec.up})
 	for _, name := range n.rec.names {
 		switch {
 		case n.rec.dirs[name] != nil:

@@ -59,6 +59,7 @@ type classView struct {
 type dirRec struct {
 	name  string
 	ino   uint64
+	up    uint64 // the parent's inode number (the root's own)
 	dirs  map[string]*dirRec
 	files map[string]*fileRec
 	class *classView // set on a class's top directory (it holds .status)
@@ -126,10 +127,10 @@ func newView(cfg Config) (*view, error) {
 	v.queue.init()
 	ino := uint64(1) // FUSE root
 	next := func() uint64 { ino++; return ino }
-	v.root = &dirRec{ino: 1, dirs: map[string]*dirRec{}, files: map[string]*fileRec{}}
+	v.root = &dirRec{ino: 1, up: 1, dirs: map[string]*dirRec{}, files: map[string]*fileRec{}}
 	for _, c := range cfg.Classes {
 		cv := &classView{class: c}
-		d := &dirRec{name: c.Name, ino: next(), dirs: map[string]*dirRec{}, files: map[string]*fileRec{}, class: cv}
+		d := &dirRec{name: c.Name, ino: next(), up: v.root.ino, dirs: map[string]*dirRec{}, files: map[string]*fileRec{}, class: cv}
 		cv.dir = d
 		cv.ino = next()
 		v.root.dirs[c.Name] = d
@@ -146,7 +147,7 @@ func newView(cfg Config) (*view, error) {
 					for _, seg := range parts[:len(parts)-1] {
 						sub, ok := dir.dirs[seg]
 						if !ok {
-							sub = &dirRec{name: seg, ino: next(), dirs: map[string]*dirRec{}, files: map[string]*fileRec{}}
+							sub = &dirRec{name: seg, ino: next(), up: dir.ino, dirs: map[string]*dirRec{}, files: map[string]*fileRec{}}
 							dir.dirs[seg] = sub
 						}
 						dir = sub

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
@@ -74,6 +75,9 @@ func TestListReadExactSizes(t *testing.T) {
 	}
 	if got := strings.Join(names(t, e.path("nested.example")), ","); got != ".status,dir" {
 		t.Fatalf("nested: %s", got)
+	}
+	if out, err := exec.Command("ls", "-a", e.path("nested.example", "dir")).CombinedOutput(); err != nil || strings.Join(strings.Fields(string(out)), ",") != ".,..,key" {
+		t.Fatalf("ls -a: %q %v", out, err)
 	}
 	if n := src.callCount(""); n != 0 {
 		t.Fatalf("listing made %d upstream calls, want 0", n)
