@@ -104,3 +104,19 @@ func scrapeGauge(t testing.TB, addr, name string) float64 {
 	t.Fatalf("metric %s not found at %s", name, addr)
 	return 0
 }
+
+// The README's first command, as a newcomer runs it (one demo Mount, then exit).
+func TestDevDemoMount(t *testing.T) {
+	out, err := runBinary(t, "dev", "--once", "--no-fuse")
+	if err != nil {
+		t.Fatalf("dev --once: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Demo Mount wrote 5 files", "db-username", "db-password", "tls_key.der", "test ", "version 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dev output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "testpassword") {
+		t.Error("dev printed a secret value")
+	}
+}

@@ -156,7 +156,8 @@ func runDev(ctx context.Context, args []string) error {
 	if do.once {
 		return nil
 	}
-	fuseNote := startDevFUSE(ctx, &do.options, log, st, classFile, work, do.noFUSE)
+	fuseNote, stopFUSE := startDevFUSE(ctx, &do.options, log, st, classFile, work, do.noFUSE)
+	defer stopFUSE()
 
 	exe, _ := os.Executable()
 	fmt.Fprintf(out, "\nTry next:\n")

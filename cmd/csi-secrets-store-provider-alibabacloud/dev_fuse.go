@@ -2,14 +2,39 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 )
 
 // startDevFUSE mounts the FUSE view of the demo class when /dev/fuse is
-// usable and returns a line for the "Try next" list.
-func startDevFUSE(_ context.Context, _ *options, _ *slog.Logger, _ *stack, _, _ string, disabled bool) string {
+// usable. It returns the lines for the "Try next" list, and a stop func
+// that unmounts (a no-op when nothing was mounted).
+func startDevFUSE(ctx context.Context, _ *options, log *slog.Logger, st *stack, classFile, work string, disabled bool) (string, func()) {
+	noop := func() {}
 	if disabled {
-		return ""
+		return "", noop
 	}
-	return "# FUSE view: not available in this build"
+	if ok, why := fs.Usable(); !ok {
+		return "# FUSE view: not mounted (" + why + "); the CSI side works without it", noop
+	}
+	classes, err := fs.LoadClasses([]string{classFile})
+	if err != nil {
+		return "# FUSE view: not mounted: " + err.Error(), noop
+	}
+	v := &viewFlags{
+		mountpoint: filepath.Join(work, "fuse"), uid: os.Getuid(), gid: os.Getgid(),
+		lookupTimeout: fs.DefaultLookupTimeout, kernelTimeout: fs.DefaultAttrTimeout,
+	}
+	srv, err := mountView(ctx, st, log, classes, v, nil)
+	if err != nil {
+		return "# FUSE view: not mounted: " + err.Error(), noop
+	}
+	dir := filepath.Join(srv.Mountpoint(), classes[0].Name)
+	note := fmt.Sprintf("# the same secrets on the node, served lazily from the same cache (FUSE):\n  ls -la %s && cat %s/db-username; echo; cat %s/.status", dir, dir, dir)
+	return note, func() { _ = srv.Close(2 * time.Second) }
 }
