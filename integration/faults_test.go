@@ -188,3 +188,38 @@ func TestLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// STS or the metadata service down while the cached session is still
+// valid: Mounts that need upstream calls keep working on that session.
+func TestCredentialServiceDownWhileSessionValid(t *testing.T) {
+	t.Run("sts", func(t *testing.T) {
+		e := startEmulator(t, authSeed("x"))
+		p := startProvider(t, e, providerConfig{env: map[string]string{"ALICLOUD_ROLE_ARN": emulator.DemoRoleARN}})
+		p.mountOK(t, objects("- objectName: demo-db"), nil)
+		if n := e.Calls("sts"); n != 1 {
+			t.Fatalf("%d STS calls, want 1", n)
+		}
+		e.SetFault(emulator.Fault{Route: "sts", Kind: emulator.FaultError, Status: 503})
+		// A cache miss needs a signed call: the session still serves it.
+		p.mountOK(t, objects("- objectName: test", "  objectType: oos"), nil)
+		if e.CallsBy("oos", emulator.DemoRoleARN) != 1 {
+			t.Fatalf("OOS not called with the cached session: %+v", e.Counters())
+		}
+		if n := e.Calls("sts"); n != 1 {
+			t.Errorf("STS asked again (%d calls) although the session is valid", n)
+		}
+	})
+	t.Run("metadata", func(t *testing.T) {
+		e := startEmulator(t, authSeed("x"))
+		p := startProvider(t, e, providerConfig{
+			args: []string{"--metadata-proxy", e.ProxyURL()},
+			env:  map[string]string{"ACCESS_KEY_ID": "", "SECRET_ACCESS_KEY": "", "ALIBABA_CLOUD_ECS_METADATA_DISABLED": ""},
+		})
+		p.mountOK(t, objects("- objectName: demo-db"), nil)
+		e.SetFault(emulator.Fault{Route: "imds", Kind: emulator.FaultError, Status: 500})
+		p.mountOK(t, objects("- objectName: test", "  objectType: oos"), nil)
+		if e.CallsBy("oos", ecsRoleARN) != 1 {
+			t.Fatalf("OOS not called with the cached worker-role session: %+v", e.Counters())
+		}
+	})
+}
