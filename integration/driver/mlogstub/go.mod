@@ -1,0 +1,6 @@
+// A stand-in for monis.app/mlog, which the Go module proxy this project uses
+// does not serve. The driver's pkg/secrets-store calls it once
+// (mlog.Fatal when its gRPC server cannot listen); nothing else is needed.
+module monis.app/mlog
+
+go 1.21
