@@ -68,9 +68,16 @@ func (o *opsServer) close() {
 	}
 }
 
+// probes answers /healthz and /readyz: serve's socket health, or another
+// command's (mount's view).
+type probes interface {
+	healthz(w http.ResponseWriter, r *http.Request)
+	readyz(w http.ResponseWriter, r *http.Request)
+}
+
 // serve starts the HTTP servers. A server that stops on its own (not by
 // shutdown) reports on the returned channel.
-func (o *opsServer) serve(metrics http.Handler, h *health) <-chan error {
+func (o *opsServer) serve(metrics http.Handler, h probes) <-chan error {
 	errc := make(chan error, 2)
 	mm := http.NewServeMux()
 	hm := mm
