@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -144,10 +145,44 @@ var regionRe = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
 // endpoint host names, so nothing else may pass.
 func ValidRegion(r string) bool { return len(r) <= 40 && regionRe.MatchString(r) }
 
+// parsed memoizes successful parses: kubelet re-publishes every volume every
+// minute or two with the same parameters, and parsing the YAML is most of a
+// warm Mount's CPU. A parse is a pure function of its three inputs, and a
+// Spec is never modified after it is built (callers must treat it as
+// read-only), so sharing one is safe. Bounded: cleared when full.
+var parsed struct {
+	sync.Mutex
+	m map[string]*Spec
+}
+
+const maxParsed = 512
+
 // ParseParameters turns SecretProviderClass parameters (merged with volume
 // attributes by the driver, so untrusted) into a Spec. Every rejection is a
-// *ValidationError naming the field and the fix; nothing is fetched.
+// *ValidationError naming the field and the fix; nothing is fetched. The
+// returned Spec may be shared between callers: do not modify it.
 func ParseParameters(params map[string]string) (*Spec, error) {
+	key := params[ParamObjects] + "\x00" + params[ParamPathTranslation] + "\x00" + params[ParamRegion]
+	parsed.Lock()
+	if s, ok := parsed.m[key]; ok {
+		parsed.Unlock()
+		return s, nil
+	}
+	parsed.Unlock()
+	s, err := parseParameters(params)
+	if err != nil {
+		return nil, err
+	}
+	parsed.Lock()
+	if parsed.m == nil || len(parsed.m) >= maxParsed {
+		parsed.m = map[string]*Spec{}
+	}
+	parsed.m[key] = s
+	parsed.Unlock()
+	return s, nil
+}
+
+func parseParameters(params map[string]string) (*Spec, error) {
 	spec := &Spec{PathSeparator: "_"}
 
 	if r, ok := params[ParamRegion]; ok && r != "" {
