@@ -323,11 +323,22 @@ func TestRotation(t *testing.T) {
 	checkFiles(t, first, demoFiles())
 
 	// Within the interval (measured from the target's mtime) the driver
-	// skips the call.
-	publish(t, node, req)
-	if n := p.mounts(); n != 1 {
-		t.Errorf("republish within the interval: provider answered %d Mounts, want 1", n)
+	// skips the call. On a machine too slow to send the republish within
+	// the interval the check says nothing, so it is left out.
+	fi, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
 	}
+	sent := time.Now()
+	publish(t, node, req)
+	if sent.Before(fi.ModTime().Add(interval)) {
+		if n := p.mounts(); n != 1 {
+			t.Errorf("republish within the interval: provider answered %d Mounts, want 1", n)
+		}
+	} else {
+		t.Logf("republish sent %v after the mount: past the interval, skip check left out", sent.Sub(fi.ModTime()))
+	}
+	calls := p.mounts()
 
 	rotatedDB := `{"username":"testuser","password":"rotated-password"}`
 	if v, err := e.PutSecretValue(emulator.DemoSecretJSON, []byte(rotatedDB), false); err != nil || v != "v2" {
@@ -340,8 +351,8 @@ func TestRotation(t *testing.T) {
 	// Past both the driver's interval and the provider's cache TTL.
 	time.Sleep(interval + 200*time.Millisecond)
 	publish(t, node, req)
-	if n := p.mounts(); n != 2 {
-		t.Errorf("republish after the interval: provider answered %d Mounts, want 2", n)
+	if n := p.mounts(); n != calls+1 {
+		t.Errorf("republish after the interval: provider answered %d Mounts, want %d", n, calls+1)
 	}
 
 	second := readLayout(t, target)
