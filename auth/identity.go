@@ -43,6 +43,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
@@ -120,7 +121,7 @@ func (i *Identity) ensure() error {
 
 // newIdentity wraps p in a lock and a credentials-go Credential.
 func newIdentity(mode Mode, fp, principal, reason string, p providers.CredentialsProvider) *Identity {
-	lp := &lockedProvider{p: p}
+	lp := &lockedProvider{p: p, mode: mode}
 	return &Identity{
 		Mode: mode, Fingerprint: fp, Principal: principal, Reason: reason,
 		Credential: credentials.FromCredentialsProvider(p.GetProviderName(), lp),
@@ -128,16 +129,39 @@ func newIdentity(mode Mode, fp, principal, reason string, p providers.Credential
 	}
 }
 
-// lockedProvider serializes a credentials-go provider.
+// lockedProvider serializes a credentials-go provider and reports each new
+// session (a changed security token) or failure to the refresh observer.
 type lockedProvider struct {
-	mu sync.Mutex
-	p  providers.CredentialsProvider
+	mu        sync.Mutex
+	p         providers.CredentialsProvider
+	mode      Mode
+	lastToken string
 }
 
 func (l *lockedProvider) GetCredentials() (*providers.Credentials, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.p.GetCredentials()
+	c, err := l.p.GetCredentials()
+	switch {
+	case err != nil:
+		observeRefresh(l.mode, err)
+	case c != nil && c.SecurityToken != "" && c.SecurityToken != l.lastToken:
+		l.lastToken = c.SecurityToken
+		observeRefresh(l.mode, nil)
+	}
+	return c, err
+}
+
+var refreshObserver atomic.Pointer[func(Mode, error)]
+
+// SetRefreshObserver installs fn to be told of every new STS or metadata
+// session (err nil) and every failed attempt, by identity mode (metrics).
+func SetRefreshObserver(fn func(mode Mode, err error)) { refreshObserver.Store(&fn) }
+
+func observeRefresh(m Mode, err error) {
+	if fn := refreshObserver.Load(); fn != nil && *fn != nil {
+		(*fn)(m, err)
+	}
 }
 
 func (l *lockedProvider) GetProviderName() string { return l.p.GetProviderName() }

@@ -129,6 +129,9 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 	if err != nil {
 		return nil, err
 	}
+	if co, ok := obs.(interface{ CredentialRefresh(string, error) }); ok {
+		auth.SetRefreshObserver(func(m auth.Mode, err error) { co.CredentialRefresh(string(m), err) })
+	}
 	resolver := &identity{Resolver: auth.NewResolver(auth.Config{
 		Getenv: o.getenv, STSEndpoint: o.stsEndpoint, Region: region, MetadataProxy: o.metadataProxy,
 		ServiceAccounts: o.serviceAccounts(log), DenyProviderIdentity: o.denyProviderIdentity, Log: log,
