@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -133,7 +132,7 @@ func runMount(ctx context.Context, args []string) error {
 		return err
 	}
 	vh := &viewHealth{srv: srv, cred: &health{resolver: st.resolver, timeout: 3 * time.Second}}
-	opsErr := serveViewOps(ops, mx.Handler(), vh)
+	opsErr := ops.serve(mx.Handler(), vh)
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
@@ -221,35 +220,3 @@ func (h *viewHealth) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, b.String())
 }
 
-// serveViewOps starts the HTTP servers of opsServer with the view's health
-// handlers (opsServer.serve takes serve's socket health only).
-func serveViewOps(o *opsServer, metrics http.Handler, h *viewHealth) <-chan error {
-	errc := make(chan error, 2)
-	mm := http.NewServeMux()
-	hm := mm
-	if o.healthLis != nil {
-		hm = http.NewServeMux()
-	}
-	if o.metricsLis != nil {
-		mm.Handle("/metrics", metrics)
-	}
-	if o.HealthAddr != "" {
-		hm.HandleFunc("/healthz", h.healthz)
-		hm.HandleFunc("/readyz", h.readyz)
-	}
-	start := func(l net.Listener, mux *http.ServeMux) {
-		if l == nil {
-			return
-		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-		o.servers = append(o.servers, srv)
-		go func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("HTTP server on %s stopped: %w", l.Addr(), err)
-			}
-		}()
-	}
-	start(o.metricsLis, mm)
-	start(o.healthLis, hm)
-	return errc
-}
