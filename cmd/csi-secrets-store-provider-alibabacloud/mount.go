@@ -219,4 +219,3 @@ func (h *viewHealth) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, b.String())
 }
-
