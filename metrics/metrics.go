@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -311,7 +312,8 @@ func fuseResult(err error) string {
 	if err == nil {
 		return "ok"
 	}
-	if e, ok := err.(syscall.Errno); ok {
+	var e syscall.Errno
+	if errors.As(err, &e) {
 		if e == 0 {
 			return "ok"
 		}

@@ -127,7 +127,7 @@ func runDev(ctx context.Context, args []string) error {
 	serveDone := make(chan error, 1)
 	go st.cache.Run(sctx)
 	go func() { serveDone <- g.Serve(sctx, do.grace) }()
-	defer func() { stopServe(); <-serveDone }()
+	defer func() { stopServe(); <-serveDone }() //nolint:errcheck // the serve error after a stop is expected
 
 	var spc struct {
 		Metadata struct{ Name string } `json:"metadata"`
@@ -285,7 +285,7 @@ func printTree(out io.Writer, target string, resp *v1alpha1.MountResponse) {
 	var rows []string
 	_ = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
-			return nil
+			return nil //nolint:nilerr // a listing for humans: skip what cannot be read
 		}
 		rel, _ := filepath.Rel(target, p)
 		if strings.HasPrefix(rel, "..") {
@@ -293,7 +293,7 @@ func printTree(out io.Writer, target string, resp *v1alpha1.MountResponse) {
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // a listing for humans: skip what cannot be read
 		}
 		ver := ""
 		for id, v := range versions {

@@ -161,7 +161,7 @@ func loadDoctorClasses(paths []string) ([]doctorClass, error) {
 				if errors.As(err, &v) {
 					return nil, fmt.Errorf("%s: spec.parameters.%s: %s", where, v.Field, v.Msg)
 				}
-				return nil, fmt.Errorf("%s: spec.parameters: %v", where, err)
+				return nil, fmt.Errorf("%s: spec.parameters: %w", where, err)
 			}
 			out = append(out, doctorClass{source: p, name: m.Metadata.Name, params: m.Spec.Parameters, spec: spec})
 		}
@@ -177,7 +177,7 @@ func loadDoctorClasses(paths []string) ([]doctorClass, error) {
 func readClassFile(p string) ([]byte, error) {
 	var r io.Reader = os.Stdin
 	if p != "-" {
-		f, err := os.Open(p)
+		f, err := os.Open(p) //nolint:gosec // the operator names the class file on the command line
 		if err != nil {
 			return nil, errors.Unwrap(err)
 		}

@@ -235,7 +235,7 @@ func (h *health) checkSocket(ctx context.Context) (string, error) {
 	start := time.Now()
 	resp, err := v1alpha1.NewCSIDriverProviderClient(conn).Version(cctx, &v1alpha1.VersionRequest{Version: "v1alpha1"})
 	if err != nil {
-		return "", fmt.Errorf("Version on %s: %w", h.sock, err)
+		return "", fmt.Errorf("the Version call on %s: %w", h.sock, err)
 	}
 	return fmt.Sprintf("%s answers Version %s in %s", h.sock, resp.GetRuntimeVersion(), time.Since(start).Round(time.Millisecond)), nil
 }

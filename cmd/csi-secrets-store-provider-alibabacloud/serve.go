@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"time"
@@ -86,7 +87,7 @@ func runServe(ctx context.Context, args []string) error {
 	err = g.Serve(sctx, so.grace)
 	log.Info("stopped")
 	if err == nil {
-		if cause := context.Cause(sctx); cause != nil && cause != context.Canceled && ctx.Err() == nil {
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
 			return cause
 		}
 	}

@@ -156,9 +156,7 @@ func (s *Samples) Families(prefix string) []string {
 			continue
 		}
 		n := x.Name
-		if strings.HasSuffix(n, "_bucket") {
-			n = strings.TrimSuffix(n, "_bucket")
-		}
+		n = strings.TrimSuffix(n, "_bucket")
 		for _, suf := range []string{"_sum", "_count"} {
 			if b := strings.TrimSuffix(n, suf); b != n && s.Has(b+"_bucket") {
 				n = b
