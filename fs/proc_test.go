@@ -134,8 +134,9 @@ func plainEmptyDir(t *testing.T, dir string) {
 	}
 }
 
-// A server killed with SIGKILL leaves a dead mount (ENOTCONN); the next
-// mount on the same directory detaches it and serves.
+// A server killed with SIGKILL while a file is open leaves a dead mount
+// (ENOTCONN); the next mount on the same directory detaches it (lazily, the
+// open file still pins the old one) and serves.
 func TestStaleMountRecovered(t *testing.T) {
 	requireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "view")
@@ -143,6 +144,12 @@ func TestStaleMountRecovered(t *testing.T) {
 	if got, errno := readErrno(filepath.Join(dir, "app", "param")); errno != 0 || got != paramVal {
 		t.Fatalf("child view: %q %v", got, errno)
 	}
+	// A reader keeps a file of the view open across the crash.
+	held, err := os.Open(filepath.Join(dir, "app", "param"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Close() }()
 	if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +165,9 @@ func TestStaleMountRecovered(t *testing.T) {
 		t.Fatalf("mountinfo after SIGKILL: %v", types)
 	}
 
+	// The open file may still read the kernel's cached pages (keep-cache),
+	// but it must not keep the new mount out.
+	_, _ = held.Read(make([]byte, 16))
 	e2 := newEnv(t, appSource(), func(c *Config) { c.Mountpoint = dir }, appClass(t))
 	if got := e2.read("app", "param"); got != paramVal {
 		t.Fatalf("new mount: %q", got)
