@@ -244,18 +244,17 @@ func parseMode(p string) (int32, error) {
 	return int32(m), nil //nolint:gosec // Perm() is at most 0o777
 }
 
+// identityCode is grpcCode for a failure to get an identity: what is not
+// otherwise classified is a credential problem.
 func identityCode(err error) codes.Code {
-	switch fetch.KindOf(err) {
-	case fetch.KindInvalid:
-		return codes.InvalidArgument
-	case fetch.KindPermission:
-		return codes.PermissionDenied
-	case fetch.KindUnavailable, fetch.KindThrottled:
+	switch c := grpcCode(err); c {
+	case codes.Internal, codes.NotFound:
+		return codes.Unauthenticated
+	case codes.ResourceExhausted:
 		return codes.Unavailable
-	case fetch.KindDeadline:
-		return codes.DeadlineExceeded
+	default:
+		return c
 	}
-	return codes.Unauthenticated
 }
 
 func grpcCode(err error) codes.Code {
