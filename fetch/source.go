@@ -169,10 +169,22 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindInternal, Service: t.Type, Message: "building the SDK client: " + truncate(err.Error(), 160)}
 	}
-	c.used.Store(time.Now().UnixNano())
+	now := time.Now()
+	c.used.Store(now.UnixNano())
+	// Identities come and go (pods, rotated AccessKeys): drop the clients
+	// of those idle for a while whenever a new one is built.
+	for k, old := range s.clients {
+		if now.Sub(time.Unix(0, old.used.Load())) > clientIdle {
+			old.http.c.CloseIdleConnections()
+			delete(s.clients, k)
+		}
+	}
 	s.clients[key] = c
 	return c, nil
 }
+
+// clientIdle is how long an SDK client may go unused before it is dropped.
+const clientIdle = 30 * time.Minute
 
 // Get reads one target. A panic inside the SDK or a credential provider
 // (some panic on malformed bodies) becomes an Unavailable error: fetches run
