@@ -229,6 +229,9 @@ func demoMount(ctx context.Context, sock string, params map[string]string, targe
 	if err != nil {
 		return fmt.Errorf("demo Mount: %w", err)
 	}
+	for _, v := range resp.GetObjectVersion() {
+		lastVersions[v.Id] = v.Version
+	}
 	fmt.Fprintf(out, "Demo Mount wrote %d files to %s:\n", len(resp.GetFiles()), target)
 	printTree(out, target, resp)
 	return nil
@@ -270,9 +273,6 @@ func callMount(ctx context.Context, sock string, params map[string]string, targe
 	}
 	if err := fileutil.WritePayloads(target, resp.GetFiles()); err != nil {
 		return nil, err
-	}
-	for _, v := range resp.GetObjectVersion() {
-		lastVersions[v.Id] = v.Version
 	}
 	return resp, nil
 }
