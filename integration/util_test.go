@@ -4,7 +4,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,5 +120,41 @@ func TestDevDemoMount(t *testing.T) {
 	}
 	if strings.Contains(out, "testpassword") {
 		t.Error("dev printed a secret value")
+	}
+}
+
+// dev keeps serving and re-Mounting: a rotation made through the emulator's
+// control API (as dev's "Try next" list shows) reaches the demo volume.
+func TestDevPicksUpARotation(t *testing.T) {
+	cmd := exec.Command(providerBin, "dev", "--remount-every", "300ms", "--cache-ttl", "1s", "--no-fuse")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	var url string
+	deadline := time.Now().Add(20 * time.Second)
+	for url == "" {
+		if m := regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+`).FindString(out.String()); m != "" && strings.Contains(out.String(), "Serving until Ctrl-C") {
+			url = m
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev never came up:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Post(url+"/_emulator/oos/parameters", "application/json", strings.NewReader(`{"name":"test","value":"rotated-by-test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	for !strings.Contains(out.String(), "oos/test: version 1 -> 2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev did not report the rotation:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
