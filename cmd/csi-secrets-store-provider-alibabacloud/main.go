@@ -87,3 +87,5 @@ func run(args []string) int {
 
 // usageError is a bad flag or argument (exit code 2).
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
