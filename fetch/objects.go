@@ -365,6 +365,9 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 		if e.ObjectAlias == "" {
 			return nil, verr(jf("objectAlias"), "is required: it names the file that receives the extracted value")
 		}
+		if !jmesPathSubset.MatchString(e.Path) {
+			return nil, verr(jf("path"), "%q is not a plain path: use field names and indexes such as username, db.password or hosts[0].name (quote odd keys: \"my-key\"); functions, pipes, filters, projections and multi-selects are not accepted, since a file takes one string and they can cost unbounded CPU", truncate(e.Path, 64))
+		}
 		expr, err := compileJMESPath(e.Path)
 		if err != nil {
 			return nil, verr(jf("path"), "%q is not a valid JMESPath expression: %v", truncate(e.Path, 64), err)
@@ -378,6 +381,15 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 	}
 	return o, nil
 }
+
+// jmesPathSubset is the part of JMESPath a file name can use: a path of
+// fields (bare or quoted) and array indexes. Each file takes one string, and
+// the rest of the language (functions, pipes, projections, multi-selects) can
+// blow up CPU and memory on a small expression; a path only walks the value,
+// so its cost and output are bounded by the secret itself.
+var jmesPathSubset = regexp.MustCompile(`^(?:` + jmesIdent + `|\[-?[0-9]{1,9}\])(?:\[-?[0-9]{1,9}\])*(?:\.` + jmesIdent + `(?:\[-?[0-9]{1,9}\])*)*$`)
+
+const jmesIdent = `(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])*")`
 
 // compileJMESPath compiles an expression, turning a parser panic on hostile
 // input into an error.

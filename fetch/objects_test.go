@@ -149,3 +149,16 @@ func TestBytesNeverPrints(t *testing.T) {
 		t.Fatal("json leaked")
 	}
 }
+
+func TestJMESPathIsAPlainPath(t *testing.T) {
+	for _, ok := range []string{"username", "db.password", "hosts[0].name", `"my-key"`, `a."b.c"[1]`, "[0]", "[-1].x", `"a\"b"`} {
+		if !jmesPathSubset.MatchString(ok) {
+			t.Errorf("refused the plain path %s", ok)
+		}
+	}
+	for _, bad := range []string{"to_string(@)", "a | b", "a[*]", "{a: b}", "[a, b]", "a[?x=='1']", "@", "a.", ".a", "a..b", "`1`", "length(a)", "a[]", "a[0:2]", ""} {
+		if jmesPathSubset.MatchString(bad) {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
