@@ -54,7 +54,8 @@ const (
 )
 
 // Event reports a refresh that published a new upstream version (or new
-// bytes). Old is nil for the first value.
+// bytes). Old is nil for the first value; New is nil when upstream refused
+// the value for good (deleted, access revoked) and it is no longer served.
 type Event struct {
 	Key      Key
 	Old, New *Entry
@@ -244,6 +245,10 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 			return e, OutcomeHit, nil
 		}
 		if err, recent := c.recentFailure(r, now); recent {
+			if !servesStale(err) {
+				c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeError)
+				return nil, OutcomeError, err
+			}
 			return c.staleOr(k, e, age, err)
 		}
 		// A background refresh is already on its way: a hot entry does not
@@ -257,7 +262,7 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeRefreshed)
 			return ne, OutcomeRefreshed, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !servesStale(err) {
 			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeError)
 			return nil, OutcomeError, err
 		}
@@ -277,6 +282,18 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 	}
 	c.opts.Observer.CacheLookup(k.Type, k.Name, o)
 	return ne, o, nil
+}
+
+// servesStale reports whether a failed fetch may be ridden out with the
+// last good value: throttling, outages, timeouts and the unknown. A secret
+// deleted upstream, an access revoked or a credential rejected is an
+// owner's decision and takes effect at once: the value is no longer served.
+func servesStale(err error) bool {
+	switch KindOf(err) {
+	case KindNotFound, KindPermission, KindUnauthenticated, KindInvalid:
+		return false
+	}
+	return true
 }
 
 // revalidateGrace is how long past TTL an entry whose background refresh is
@@ -351,14 +368,25 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 		first := !r.failing
 		r.failing, r.lastErr, r.lastErrAt = true, err, now
 		r.mu.Unlock()
+		var revoked *Entry
+		if !servesStale(err) {
+			revoked = r.entry.Swap(nil)
+		}
 		if r.entry.Load() == nil && r.pins.Load() == 0 {
 			c.items.Delete(r.key.id())
 		}
-		if first && r.entry.Load() != nil {
+		switch {
+		case revoked != nil:
+			c.opts.Logger.Warn("refresh refused upstream (deleted, access revoked or credential rejected): the value is no longer served",
+				"type", r.key.Type, "object", r.key.Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
+		case first && r.entry.Load() != nil:
 			c.opts.Logger.Warn("refresh failed; serving the last good value until it recovers or --max-stale passes",
 				"type", r.key.Type, "object", r.key.Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
 		}
 		c.opts.Observer.CacheRefresh(r.key.Type, false, err)
+		if revoked != nil {
+			c.emit(Event{Key: r.key, Old: revoked, New: nil})
+		}
 		return nil, err
 	}
 	ne := &Entry{Data: res.Data, Version: res.Version, FetchedAt: now}

@@ -207,3 +207,27 @@ func TestBackoffHonoursHintAndCap(t *testing.T) {
 		t.Fatalf("hint not capped: %v", d)
 	}
 }
+
+func TestCacheRevocationIsNotRiddenOut(t *testing.T) {
+	for _, k := range []Kind{KindPermission, KindNotFound, KindUnauthenticated} {
+		clk := &clock{t: time.Unix(1000, 0)}
+		up := &fakeUpstream{value: "good", version: "1"}
+		c := NewCache(CacheOptions{TTL: time.Minute, MaxStale: time.Hour, Now: clk.Now})
+		var events []Event
+		c.Subscribe(func(e Event) { events = append(events, e) })
+		if _, _, err := c.Get(context.Background(), testKey, up.fetch); err != nil {
+			t.Fatal(err)
+		}
+		up.set("", "", &Error{Kind: k})
+		clk.Add(2 * time.Minute)
+		if _, _, err := c.Get(context.Background(), testKey, up.fetch); KindOf(err) != k {
+			t.Fatalf("%s: past TTL the value was still served (err %v)", k, err)
+		}
+		if _, ok := c.Peek(testKey); ok {
+			t.Fatalf("%s: the refused value is still cached", k)
+		}
+		if n := len(events); n != 2 || events[1].New != nil {
+			t.Fatalf("%s: no revocation event: %+v", k, events)
+		}
+	}
+}

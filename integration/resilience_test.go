@@ -284,3 +284,27 @@ func TestNodeWideRateLimitRespectsDeadline(t *testing.T) {
 		t.Fatalf("code %v: %v", status.Code(err), err)
 	}
 }
+
+// Revoking access upstream takes effect within one TTL: the cached value is
+// not ridden out like an outage.
+func TestRevokedAccessIsNotServedStale(t *testing.T) {
+	e := startEmulator(t, nil)
+	p := startProvider(t, e, providerConfig{args: []string{"--cache-ttl", "1s", "--max-stale", "1h"}})
+	params := objects("- objectName: demo-db")
+	p.mountOK(t, params, nil)
+	e.SetPolicy(emulator.DemoPrincipal, emulator.Policy{Deny: map[string][]string{"kms:GetSecretValue": {"demo-db"}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := p.mount(context.Background(), params, nil)
+		if status.Code(err) == codes.PermissionDenied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked secret is still served: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs.String(), "no longer served") {
+		t.Error("the revocation was not logged")
+	}
+}
