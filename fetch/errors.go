@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,6 +139,13 @@ func Classify(service ObjectType, action string, err error) *Error {
 	out := &Error{Kind: KindInternal, Service: service, Action: action, Err: err}
 	var se *tea.SDKError
 	switch {
+	case err == context.DeadlineExceeded: //nolint:errorlint // the caller's own context error, not a wrapped transport timeout
+		out.Kind, out.Message = KindDeadline, "the request's deadline passed before "+string(service)+" answered"
+	case isBadEndpoint(err):
+		// A name that does not resolve or a certificate that does not
+		// verify will not fix itself: not retried, and the fix is in
+		// the endpoint, region or CA.
+		out.Kind, out.Message = KindInvalid, "the endpoint is wrong: "+shortNetError(err)+"; check the region, the endpoint flags, kmsEndpoint and --kms-ca-file"
 	case isTimeout(err) && !errors.Is(err, context.Canceled):
 		// An SDK/transport timeout (read or connect timeout, or the
 		// http.Client's), not the caller's deadline: retryable.
@@ -151,6 +160,11 @@ func Classify(service ObjectType, action string, err error) *Error {
 		out.RequestID = requestIDOf(se)
 		out.Kind = kindOfCode(out.Code, out.Status)
 		out.Message = messageOf(se)
+		if out.Kind == KindUnauthenticated {
+			// Signature errors echo the server's string-to-sign, which
+			// names the AccessKey and can carry a security token.
+			out.Message = "the request's credential or signature was rejected"
+		}
 	case isJSONError(err):
 		// A load balancer's text/HTML page, or a truncated success body.
 		out.Kind, out.Message = KindUnavailable, "the endpoint answered with a body that is not the API's JSON (a gateway or load-balancer error)"
@@ -238,6 +252,18 @@ func isJSONError(err error) bool {
 		strings.Contains(err.Error(), "invalid character") || strings.Contains(err.Error(), "unexpected end of JSON input")
 }
 
+func isBadEndpoint(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return true
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
+}
+
 func isDecodeError(err error) bool {
 	m := err.Error()
 	for _, marker := range []string{"error found in #", "readObjectStart", "ReadString", "readStringSlowPath", "ReadMapCB", "decode", "Unmarshal", "cannot unmarshal", "unexpected end", "invalid character"} {
@@ -272,6 +298,19 @@ func shortNetError(err error) string {
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		return "cannot resolve " + dnsErr.Name
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	if errors.As(err, &unknownCA) {
+		return "its TLS certificate is signed by an unknown authority"
+	}
+	if errors.As(err, &hostname) {
+		return "its TLS certificate is not valid for " + hostname.Host
+	}
+	var verify *tls.CertificateVerificationError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verify) || errors.As(err, &invalid) {
+		return "its TLS certificate does not verify"
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
