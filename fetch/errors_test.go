@@ -20,7 +20,9 @@ func TestClassify(t *testing.T) {
 		return tea.NewSDKError(map[string]interface{}{"code": code, "statusCode": status, "message": msg,
 			"data": map[string]interface{}{"RequestId": "req-1", "Code": code}})
 	}
-	ue := func(err error) error { return &url.Error{Op: "Post", URL: "https://kms-vpc.cn-hangzhou.aliyuncs.com/", Err: err} }
+	ue := func(err error) error {
+		return &url.Error{Op: "Post", URL: "https://kms-vpc.cn-hangzhou.aliyuncs.com/", Err: err}
+	}
 	for _, c := range []struct {
 		name string
 		err  error
