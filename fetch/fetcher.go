@@ -182,7 +182,7 @@ func (f *Fetcher) Key(id *auth.Identity, spec *Spec, o *Object) (Key, Target, er
 	if err != nil {
 		return Key{}, Target{}, err
 	}
-	t := Target{Type: o.Type, Name: o.Name, Version: o.Version, VersionLabel: o.VersionLabel, Region: region, Endpoint: ep}
+	t := Target{Type: o.Type, Name: o.Name, Version: o.Version, VersionLabel: o.VersionLabel, Region: region, Endpoint: ep, Instance: o.KMSEndpoint != ""}
 	return Key{Identity: id.Fingerprint, Region: region, Endpoint: ep, Type: o.Type, Name: o.Name, Selector: o.Selector()}, t, nil
 }
 

@@ -32,6 +32,9 @@ type Target struct {
 	VersionLabel string // KMS VersionStage
 	Region       string
 	Endpoint     string // host[:port] (HTTPS) or http://host:port
+	// Instance marks a per-object kmsEndpoint (a KMS instance gateway),
+	// the only target that trusts --kms-ca-file.
+	Instance bool
 }
 
 // Result is what a source returns: the value and its upstream version.
@@ -90,7 +93,6 @@ type SDKSource struct {
 	mu      sync.Mutex
 	clients map[string]*sdkClient
 	kmsCA   *x509.CertPool
-	kmsPEM  string
 }
 
 type sdkClient struct {
@@ -114,11 +116,16 @@ func NewSDKSource(opts SDKOptions) (*SDKSource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--kms-ca-file: %w", err)
 		}
-		pool := x509.NewCertPool()
+		// The instance CA is added to the system roots, and only for
+		// KMS instance gateways: other endpoints keep the system roots.
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--kms-ca-file %s: no PEM certificate found", opts.KMSCAFile)
 		}
-		s.kmsCA, s.kmsPEM = pool, string(pem)
+		s.kmsCA = pool
 	}
 	return s, nil
 }
@@ -135,14 +142,18 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindInvalid, Service: t.Type, Message: err.Error()}
 	}
-	key := id.Fingerprint + "|" + string(t.Type) + "|" + ep.Protocol + "|" + ep.Host + "|" + t.Region
+	key := id.Fingerprint + "|" + string(t.Type) + "|" + ep.Protocol + "|" + ep.Host + "|" + t.Region + "|" + strconv.FormatBool(t.Instance)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.clients[key]; ok {
 		c.used.Store(time.Now().UnixNano())
 		return c, nil
 	}
-	hc := newHintClient(s.opts, s.kmsCA)
+	var ca *x509.CertPool
+	if t.Type == TypeKMS && t.Instance {
+		ca = s.kmsCA
+	}
+	hc := newHintClient(s.opts, ca)
 	cfg := &openapi.Config{
 		Credential:     id.Credential,
 		Endpoint:       dara.String(ep.Host),
@@ -157,9 +168,6 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	c := &sdkClient{http: hc}
 	switch t.Type {
 	case TypeKMS:
-		if s.kmsPEM != "" {
-			cfg.Ca = dara.String(s.kmsPEM)
-		}
 		c.kms, err = kms.NewClient(cfg)
 	case TypeOOS:
 		c.oos, err = oos.NewClient(cfg)
@@ -239,19 +247,6 @@ func actionOf(t ObjectType) string {
 	return "GetSecretValue"
 }
 
-// runtimeFor clamps the SDK's per-call timeouts to the context's deadline.
-func (s *SDKSource) runtimeFor(ctx context.Context) (connect, read int) {
-	connect, read = int(s.opts.ConnectTimeout/time.Millisecond), int(s.opts.ReadTimeout/time.Millisecond)
-	if dl, ok := ctx.Deadline(); ok {
-		left := int(time.Until(dl) / time.Millisecond)
-		if left < 1 {
-			left = 1
-		}
-		connect, read = min(connect, left), min(read, left)
-	}
-	return connect, read
-}
-
 func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
 	req := &kms.GetSecretValueRequest{SecretName: dara.String(t.Name)}
 	if t.Version != "" {
@@ -260,10 +255,10 @@ func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result,
 	if t.VersionLabel != "" {
 		req.VersionStage = dara.String(t.VersionLabel)
 	}
-	connect, read := s.runtimeFor(ctx)
-	rt := &util.RuntimeOptions{ConnectTimeout: dara.Int(connect), ReadTimeout: dara.Int(read)}
+	rt := &util.RuntimeOptions{}
 	// The KMS client has no context-aware call: run it aside and stop
-	// waiting when the caller's context ends. The per-call timeouts above
+	// waiting when the caller's context ends. Our HTTP client's timeouts
+	// (connect + read, the SDK's own are bypassed with a custom client)
 	// bound the abandoned call.
 	type out struct {
 		r   *kms.GetSecretValueResponse
@@ -315,9 +310,8 @@ func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result,
 		}
 		req.ParameterVersion = dara.Int32(int32(n))
 	}
-	connect, read := s.runtimeFor(ctx)
-	rt := &dara.RuntimeOptions{ConnectTimeout: dara.Int(connect), ReadTimeout: dara.Int(read)}
-	r, err := c.oos.GetSecretParameterWithContext(ctx, req, rt)
+	// The context reaches our HTTP client through the request.
+	r, err := c.oos.GetSecretParameterWithContext(ctx, req, &dara.RuntimeOptions{})
 	if err != nil {
 		return Result{}, err
 	}

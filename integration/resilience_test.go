@@ -308,3 +308,25 @@ func TestRevokedAccessIsNotServedStale(t *testing.T) {
 		t.Error("the revocation was not logged")
 	}
 }
+
+// --kms-ca-file is trusted for KMS instance gateways (a class's kmsEndpoint)
+// only; every other endpoint keeps the system roots.
+func TestKMSInstanceCAOnlyForInstanceEndpoints(t *testing.T) {
+	e := startEmulator(t, nil)
+	p := startProvider(t, e, providerConfig{
+		env: map[string]string{"SSL_CERT_FILE": ""},
+		args: []string{"--kms-ca-file", e.CAFile(), "--allowed-kms-endpoints", "127.0.0.1:*",
+			"--oos-endpoint", e.TLSEndpoint()},
+	})
+	resp := p.mountOK(t, objects("- objectName: demo-db", "  kmsEndpoint: "+e.TLSEndpoint()), nil)
+	if string(writeLikeDriver(t, resp)["demo-db"].data) != emulator.DemoSecretJSONValue {
+		t.Fatal("wrong content through the KMS instance endpoint")
+	}
+	_, err := p.mount(context.Background(), objects("- objectName: test", "  objectType: oos"), nil)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "unknown authority") {
+		t.Fatalf("OOS over TLS trusted the KMS instance CA, or failed unclearly: %v", err)
+	}
+	if n := e.Calls("oos"); n != 0 {
+		t.Errorf("%d OOS calls reached the server through an untrusted TLS connection", n)
+	}
+}
