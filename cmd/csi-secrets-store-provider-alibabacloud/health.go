@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 	"net"
 	"net/http"
 	"os"
@@ -131,9 +132,11 @@ type health struct {
 	// ownIdentity is false when the provider must not use an identity of
 	// its own (--deny-provider-identity): credentials are then not checked.
 	ownIdentity bool
-	timeout     time.Duration // per check; the checks run side by side
-	cacheFor    time.Duration
-	now         func() time.Time
+	// view is serve's own FUSE view (--fuse-mountpoint), checked too.
+	view     *fs.Server
+	timeout  time.Duration // per check; the checks run side by side
+	cacheFor time.Duration
+	now      func() time.Time
 
 	mu      sync.Mutex // one check at a time: probes are rare, checks cheap
 	okUntil time.Time
@@ -150,6 +153,13 @@ func (h *health) healthz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "socket: FAIL: %v\n", err)
 		return
+	}
+	if h.view != nil {
+		if err := h.view.Check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "view: FAIL: %v\n", err)
+			return
+		}
 	}
 	fmt.Fprintf(w, "ok\n")
 }
@@ -199,12 +209,20 @@ func (h *health) ready(ctx context.Context) (string, bool) {
 		cred.detail = "not checked: --deny-provider-identity, every volume brings its own identity"
 	}
 	wg.Wait()
-	var b strings.Builder
-	ok := true
-	for _, c := range []struct {
+	checks := []struct {
 		name string
 		check
-	}{{"socket", sock}, {"credentials", cred}} {
+	}{{"socket", sock}, {"credentials", cred}}
+	if h.view != nil {
+		v := check{detail: h.view.Mountpoint(), err: h.view.Check()}
+		checks = append(checks, struct {
+			name string
+			check
+		}{"view", v})
+	}
+	var b strings.Builder
+	ok := true
+	for _, c := range checks {
 		if c.err != nil {
 			ok = false
 			fmt.Fprintf(&b, "%s: FAIL: %v\n", c.name, c.err)

@@ -41,16 +41,21 @@ type viewFlags struct {
 	grace         time.Duration
 }
 
-func (v *viewFlags) register(set *flag.FlagSet) {
-	set.StringVar(&v.mountpoint, "mountpoint", "", "directory to mount the view on (created when missing); a stale mount left there by a crash is detached first")
-	set.Var(&v.classes, "class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
-	set.IntVar(&v.uid, "uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
-	set.IntVar(&v.gid, "gid", os.Getgid(), "owner gid of every file and directory of the view")
-	set.BoolVar(&v.allowOther, "allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
-	set.BoolVar(&v.noOpen, "no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
-	set.DurationVar(&v.lookupTimeout, "lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
-	set.DurationVar(&v.kernelTimeout, "kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
-	set.DurationVar(&v.grace, "shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
+func (v *viewFlags) register(set *flag.FlagSet) { v.registerAs(set, "") }
+
+// registerAs registers the view's flags with a name prefix: "" for mount,
+// "fuse-" for serve, which can mount the view in its own process so the
+// view and the CSI side share one cache.
+func (v *viewFlags) registerAs(set *flag.FlagSet, p string) {
+	set.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a stale mount left there by a crash is detached first")
+	set.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
+	set.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
+	set.IntVar(&v.gid, p+"gid", os.Getgid(), "owner gid of every file and directory of the view")
+	set.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
+	set.BoolVar(&v.noOpen, p+"no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
+	set.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
+	set.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
+	set.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
 }
 
 func (v *viewFlags) validate() error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
+	fsview "github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
 )
 
@@ -22,6 +23,9 @@ type serveOptions struct {
 	metricsAddr         string
 	healthAddr          string
 	metricsObjectLabels bool
+
+	// The FUSE view in this process (--fuse-*): it shares serve's cache.
+	view viewFlags
 }
 
 func (s *serveOptions) register(fs *flag.FlagSet) {
@@ -43,11 +47,25 @@ func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	so.register(fs)
 	so.registerOps(fs)
+	so.view.registerAs(fs, "fuse-")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		return usageError{errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	var classes []*fsview.Class
+	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
+		if err := so.view.validate(); err != nil {
+			return usageError{errorf("the FUSE view: %v (as --fuse-mountpoint and --fuse-class)", err)}
+		}
+		var err error
+		if classes, err = fsview.LoadClasses(so.view.classes); err != nil {
+			return usageError{err}
+		}
+		if ok, why := fsview.Usable(); !ok {
+			return errorf("--fuse-mountpoint: the FUSE view cannot be mounted here: %s", why)
+		}
 	}
 	log := so.logger(os.Stderr)
 	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, Version: version, Commit: commit})
@@ -67,11 +85,20 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opsErr := ops.serve(mx.Handler(), newHealth(g.Path(), st.resolver, !so.denyProviderIdentity))
+	h := newHealth(g.Path(), st.resolver, !so.denyProviderIdentity)
 
 	cctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go st.cache.Run(cctx)
+	if classes != nil {
+		view, err := mountView(ctx, st, log, classes, &so.view, mx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = view.Close(so.view.grace) }()
+		h.view = view
+	}
+	opsErr := ops.serve(mx.Handler(), h)
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
