@@ -43,6 +43,9 @@ type inproc struct {
 	client v1alpha1.CSIDriverProviderClient
 	id     *auth.Identity
 	cancel context.CancelFunc
+	// stopRun stops the current cache's refresher; base ends with the test.
+	stopRun context.CancelFunc
+	base    context.Context
 }
 
 func newInproc(tb testing.TB, e *emulator.Emulator, ttl time.Duration) *inproc {
@@ -61,7 +64,7 @@ func newInproc(tb testing.TB, e *emulator.Emulator, ttl time.Duration) *inproc {
 	}}
 	ip.srv = &csi.Server{Identity: staticResolver{id}}
 	ctx, cancel := context.WithCancel(context.Background())
-	ip.cancel = cancel
+	ip.cancel, ip.base = cancel, ctx
 	ip.fresh(ctx)
 	dir := shortTempDir(tb)
 	g, err := csi.NewGRPCServer(filepath.Join(dir, "alibabacloud.sock"), ip.srv)
@@ -78,10 +81,16 @@ func newInproc(tb testing.TB, e *emulator.Emulator, ttl time.Duration) *inproc {
 	return ip
 }
 
-// fresh gives the server a new, empty cache (a cold node).
-func (ip *inproc) fresh(ctx context.Context) *fetch.Cache {
+// fresh gives the server a new, empty cache (a cold node); the previous
+// cache's refresher stops, and the last one stops with the test.
+func (ip *inproc) fresh(context.Context) *fetch.Cache {
+	if ip.stopRun != nil {
+		ip.stopRun()
+	}
+	rctx, stop := context.WithCancel(ip.base)
+	ip.stopRun = stop
 	c := fetch.NewCache(fetch.CacheOptions{TTL: ip.ttl})
-	go c.Run(ctx)
+	go c.Run(rctx)
 	ip.srv.Fetcher = fetch.NewFetcher(c, ip.src, ip.opts)
 	return c
 }

@@ -45,7 +45,7 @@ func run(args []string) int {
 	// A node daemon holds a small live heap and much short-lived SDK
 	// garbage: collect more often than Go's default unless the operator
 	// chose (GOGC, or GOMEMLIMIT from the chart's memory limit).
-	if os.Getenv("GOGC") == "" {
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

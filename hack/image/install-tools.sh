@@ -21,6 +21,18 @@ else
   echo "$(buildah --version) already installed"
 fi
 
+# node/npm (dockerfilelint) and python3 (test.sh) come with the CI image;
+# install them from Debian when a machine lacks them.
+missing=()
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  echo "installed ${missing[*]}"
+fi
+
 lint="${repo}/.tools/node/node_modules/.bin/dockerfilelint"
 have="$(node -p "require('${repo}/.tools/node/node_modules/dockerfilelint/package.json').version" 2>/dev/null || true)"
 if [ "${have}" != "${DOCKERFILELINT_VERSION}" ]; then
