@@ -105,7 +105,13 @@ func (r *Resolver) Resolve(ctx context.Context, m MountInfo) (*Identity, error) 
 		if err != nil {
 			return nil, err
 		}
-		return id, r.ready(id)
+		if err := r.ready(id); err != nil {
+			// Keep no identity that does not work: a stream of bogus
+			// Secrets must not grow the map.
+			r.forget(id.Fingerprint)
+			return nil, err
+		}
+		return id, nil
 	}
 	if r.cfg.DenyProviderIdentity {
 		return nil, errorf(ErrDenied, "this provider is run with --deny-provider-identity: the volume must bring its own identity, with usePodServiceAccountToken: \"true\" in the SecretProviderClass (per-pod RRSA) or a nodePublishSecretRef")
@@ -236,9 +242,17 @@ func (r *Resolver) AssumeRole(_ context.Context, base *Identity, roleArn string)
 		return nil, err
 	}
 	if err := id.ensure(); err != nil {
+		r.forget(fp) // a role that cannot be assumed is not kept
 		return nil, upstreamError(fmt.Sprintf("crossAccountRoleArn: STS refused to let %s assume %s", base.String(), roleArn), err)
 	}
 	return id, nil
+}
+
+// forget drops an identity that failed, so only working ones are kept.
+func (r *Resolver) forget(fp string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byFP, fp)
 }
 
 // intern returns the cached identity for fp, building it once.
@@ -253,6 +267,17 @@ func (r *Resolver) intern(fp string, build func() (*Identity, error)) (*Identity
 		return nil, err
 	}
 	id.Fingerprint = fp
+	if len(r.byFP) >= maxIdentities {
+		// Bounded: drop any other one; a Mount that needs it again
+		// rebuilds it (one STS call at most for a role).
+		for k := range r.byFP {
+			delete(r.byFP, k)
+			break
+		}
+	}
 	r.byFP[fp] = id
 	return id, nil
 }
+
+// maxIdentities bounds the identities kept (node-publish keys, roles).
+const maxIdentities = 4096

@@ -3,10 +3,13 @@ package fetch
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 )
 
 type clock struct {
@@ -229,5 +232,25 @@ func TestCacheRevocationIsNotRiddenOut(t *testing.T) {
 		if n := len(events); n != 2 || events[1].New != nil {
 			t.Fatalf("%s: no revocation event: %+v", k, events)
 		}
+	}
+}
+
+func TestSDKClientsAreBounded(t *testing.T) {
+	src, err := NewSDKSource(SDKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := auth.StaticAccessKey(auth.ModeStatic, "LTAIx", "secret", "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxClients+50; i++ {
+		tg := Target{Type: TypeKMS, Name: "n", Region: "cn-hangzhou", Endpoint: "kst-" + strconv.Itoa(i) + "x.cryptoservice.kms.aliyuncs.com", Instance: true}
+		if _, err := src.client(id, tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.Clients(); n > maxClients {
+		t.Fatalf("%d SDK clients kept, want at most %d", n, maxClients)
 	}
 }

@@ -181,18 +181,33 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	c.used.Store(now.UnixNano())
 	// Identities come and go (pods, rotated AccessKeys): drop the clients
 	// of those idle for a while whenever a new one is built.
+	oldestKey, oldest := "", int64(0)
 	for k, old := range s.clients {
-		if now.Sub(time.Unix(0, old.used.Load())) > clientIdle {
+		used := old.used.Load()
+		if now.Sub(time.Unix(0, used)) > clientIdle {
 			old.http.c.CloseIdleConnections()
 			delete(s.clients, k)
+			continue
 		}
+		if oldestKey == "" || used < oldest {
+			oldestKey, oldest = k, used
+		}
+	}
+	if len(s.clients) >= maxClients && oldestKey != "" {
+		s.clients[oldestKey].http.c.CloseIdleConnections()
+		delete(s.clients, oldestKey)
 	}
 	s.clients[key] = c
 	return c, nil
 }
 
-// clientIdle is how long an SDK client may go unused before it is dropped.
-const clientIdle = 30 * time.Minute
+// clientIdle is how long an SDK client may go unused before it is dropped;
+// maxClients bounds them (the least recently used goes first), since
+// kmsEndpoint values come from untrusted attributes.
+const (
+	clientIdle = 30 * time.Minute
+	maxClients = 1024
+)
 
 // Get reads one target. A panic inside the SDK or a credential provider
 // (some panic on malformed bodies) becomes an Unavailable error: fetches run
