@@ -23,6 +23,9 @@ type PolicyRule struct {
 	ServiceAccount string   `json:"serviceAccount,omitempty"` // default "*"
 	KMS            []string `json:"kms,omitempty"`
 	OOS            []string `json:"oos,omitempty"`
+	// Roles are the RAM role ARNs (globs) an object's crossAccountRoleArn
+	// may name. With a policy loaded, a role no rule lists is refused.
+	Roles []string `json:"roles,omitempty"`
 }
 
 // PolicyFile is the --policy file:
@@ -32,6 +35,7 @@ type PolicyRule struct {
 //	    serviceAccount: "*"          # glob, default "*"
 //	    kms: ["payments/*"]          # object-name globs per type
 //	    oos: ["payments-*"]
+//	    roles: ["acs:ram::1234567890123456:role/payments-*"]   # crossAccountRoleArn
 //
 // With a policy loaded, a Mount is refused before any upstream call unless
 // some rule allows every one of its objects.
@@ -62,13 +66,13 @@ func ParsePolicy(data []byte) ([]PolicyRule, error) {
 		if r.ServiceAccount == "" {
 			r.ServiceAccount = "*"
 		}
-		if len(r.KMS) == 0 && len(r.OOS) == 0 {
-			errs = append(errs, fmt.Errorf("%s: allows nothing: list object-name globs under kms and/or oos", where))
+		if len(r.KMS) == 0 && len(r.OOS) == 0 && len(r.Roles) == 0 {
+			errs = append(errs, fmt.Errorf("%s: allows nothing: list object-name globs under kms and/or oos (and role ARN globs under roles)", where))
 		}
 		for _, l := range []struct {
 			name  string
 			globs []string
-		}{{"kms", r.KMS}, {"oos", r.OOS}} {
+		}{{"kms", r.KMS}, {"oos", r.OOS}, {"roles", r.Roles}} {
 			for j, g := range l.globs {
 				if strings.TrimSpace(g) == "" || strings.TrimSpace(g) != g {
 					errs = append(errs, fmt.Errorf("%s.%s[%d]: %q is empty or has surrounding spaces", where, l.name, j, g))
@@ -197,6 +201,8 @@ func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error
 			globs = r.KMS
 		case "oos":
 			globs = r.OOS
+		case PolicyRoles:
+			globs = r.Roles
 		}
 		for _, g := range globs {
 			if Glob(g, name) {
@@ -205,12 +211,22 @@ func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error
 		}
 	}
 	why := "no rule applies to this namespace and service account"
+	if objectType == PolicyRoles {
+		if applying > 0 {
+			why = fmt.Sprintf("%d rule(s) apply to it, but none lists this role under roles", applying)
+		}
+		return fmt.Errorf("policy %s: namespace %q, service account %q may not assume crossAccountRoleArn %q (%s); to allow it add the rule {namespace: %q, serviceAccount: %q, roles: [%q]}",
+			p.path, namespace, sa, name, why, namespace, sa, name)
+	}
 	if applying > 0 {
 		why = fmt.Sprintf("%d rule(s) apply to it, but none lists this %s name", applying, objectType)
 	}
 	return fmt.Errorf("policy %s: namespace %q, service account %q may not mount %s object %q (%s); to allow it add the rule {namespace: %q, serviceAccount: %q, %s: [%q]}",
 		p.path, namespace, sa, objectType, name, why, namespace, sa, objectType, name)
 }
+
+// PolicyRoles is the objectType Allow takes for a crossAccountRoleArn.
+const PolicyRoles = "roles"
 
 // Glob matches name against pattern, where * matches any run of characters
 // (including /) and ? matches one character. Everything else is literal.

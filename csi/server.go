@@ -157,6 +157,14 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 				outcome = "denied"
 				return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
 			}
+			// A role to assume is as much a grant as a name: with a
+			// policy, only the roles it lists for this pod.
+			if o.CrossAccountRoleArn != "" {
+				if err := pol.Allow(ns, attrs[AttrServiceAccount], fetch.ObjectType(auth.PolicyRoles), o.CrossAccountRoleArn); err != nil {
+					outcome = "denied"
+					return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
+				}
+			}
 		}
 	}
 	// A per-object kmsEndpoint comes from untrusted attributes: refuse one

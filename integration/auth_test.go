@@ -436,6 +436,9 @@ func TestAuthNamespacePolicy(t *testing.T) {
 		// So does the STS identity: per-pod RRSA is checked by the policy first.
 		_, err = p.mountPod(t, podB, perPod(objects("- objectName: team-a/db"), roleTeamB, podToken(subTeamB, time.Hour, "pol")), nil)
 		wantRefused(t, err, codes.PermissionDenied, "add the rule")
+		// A role to assume is a grant too: refused unless a rule lists it.
+		_, err = p.mountPod(t, podA, objects("- objectName: team-a/db", "  crossAccountRoleArn: acs:ram::999999999999:role/other"), nil)
+		wantRefused(t, err, codes.PermissionDenied, `roles: ["acs:ram::999999999999:role/other"]`)
 	})
 
 	// Add the rule: the next reload lets pod B in.
