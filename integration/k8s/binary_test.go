@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -17,6 +19,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +32,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+	"sigs.k8s.io/yaml"
 )
 
 const cmdPath = "./cmd/csi-secrets-store-provider-alibabacloud"
@@ -86,6 +91,14 @@ func TestMain(m *testing.M) {
 // It then checks what the driver and kubelet rely on: the socket and its
 // mode, the gRPC Version call the driver makes, the probes, the metrics,
 // a restart over a stale socket, and a clean SIGTERM.
+//
+// With fuse.enabled the same process also serves the FUSE view. The host's
+// real /dev/fuse is used (as the chart's CharDevice hostPath would give it):
+// when this process may mount (root with CAP_SYS_ADMIN and a usable
+// /dev/fuse), the view must be mounted on the mountpoint, be reported by the
+// probes, survive a SIGKILL (the restart detaches the dead mount) and be
+// unmounted on SIGTERM. When it may not, serve must refuse to start, saying
+// why, and the rest of that case is skipped, not passed.
 func TestBinaryRunsChartDaemonSet(t *testing.T) {
 	bin := providerBinary(t)
 	chart := chartCopy(t)
@@ -116,11 +129,20 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 		// here), so only the mode without a provider identity can be ready;
 		// the others must answer it (with 503).
 		ready bool
+		fuse  bool
 	}{
 		{name: "worker-role", values: []string{"values-worker-role.yaml"}},
 		{name: "rrsa", values: []string{"values-rrsa.yaml"}},
 		{name: "accesskey-role", values: []string{"values-accesskey-role.yaml"}},
 		{name: "pod-rrsa", values: []string{"values-pod-rrsa.yaml"}, ready: true},
+		{
+			name: "worker-role+fuse", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
+			sets: []string{
+				"fuse.uid=0", "fuse.gid=0", "fuse.allowOther=true", "fuse.noOpen=true",
+				"fuse.lookupTimeout=2s", "fuse.kernelCacheTimeout=1m", "fuse.shutdownGrace=1s",
+			},
+			fuse: true,
+		},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			args := append([]string{"template", releaseName, chart, "--namespace", namespace,
@@ -136,13 +158,27 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 			}
 			p := newPodSim(t, ds, find[*corev1.ConfigMap](objs))
 			p.needReady = mode.ready
+			if (p.fuseMountpoint != "") != mode.fuse {
+				t.Fatalf("--fuse-mountpoint in the provider args: %v, want %v", p.fuseMountpoint != "", mode.fuse)
+			}
+			if mode.fuse {
+				if ok, why := fuseUsable(); !ok {
+					p.start(bin)
+					code := p.wait(15 * time.Second)
+					if code == 0 || !regexp.MustCompile(`/dev/fuse|CAP_SYS_ADMIN`).Match(p.logs.Bytes()) {
+						t.Fatalf("this process cannot mount (%s), yet serve with --fuse-mountpoint exited %d without saying why:\n%s", why, code, p.logs.String())
+					}
+					t.Skipf("serve refused the view as it should (%s); mounting it needs root with CAP_SYS_ADMIN and /dev/fuse", why)
+				}
+			}
 			p.start(bin)
 			p.waitHealthy()
 			p.checkSocket()
 			p.checkMetrics()
+			p.checkView()
 
-			// A crash leaves the socket behind on the hostPath; the restarted
-			// container must replace it.
+			// A crash leaves the socket (and a dead FUSE mount) behind on the
+			// hostPath; the restarted container must replace them.
 			p.kill(syscall.SIGKILL)
 			if _, err := os.Lstat(p.socket); err != nil {
 				t.Logf("the socket was gone after SIGKILL (%v); restart is still checked", err)
@@ -150,18 +186,24 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 			p.start(bin)
 			p.waitHealthy()
 			p.checkSocket()
+			p.checkView()
 
 			if code := p.kill(syscall.SIGTERM); code != 0 {
 				t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, p.logs.String())
+			}
+			if p.fuseMountpoint != "" {
+				if n := len(fuseMounts(t, p.fuseMountpoint)); n != 0 {
+					t.Errorf("%d FUSE mounts left on %s after SIGTERM, want 0\n%s", n, p.fuseMountpoint, p.logs.String())
+				}
 			}
 		})
 	}
 }
 
 // TestBinaryAcceptsChartFlags checks every flag any chart option can produce
-// against the flags each subcommand declares (its -h output), including the
-// ones the run above cannot exercise without real files (--policy) and the
-// FUSE DaemonSet's `mount` flags.
+// against the flags `serve` declares (its -h output), including the ones the
+// run above cannot exercise without real files (--policy), and the --fuse-*
+// flags of the view, which serve mounts in its own process.
 func TestBinaryAcceptsChartFlags(t *testing.T) {
 	bin := providerBinary(t)
 	chart := chartCopy(t)
@@ -174,26 +216,41 @@ func TestBinaryAcceptsChartFlags(t *testing.T) {
 		"--set", "endpoints.kms=a", "--set", "endpoints.oos=b", "--set", "endpoints.sts=c",
 		"--set", "allowedKmsEndpoints={d}", "--set", "throttle.maxConcurrentFetches=1",
 		"--set", "throttle.kms.qps=1", "--set", "throttle.kms.burst=1",
-		"--set", "throttle.oos.qps=1", "--set", "throttle.oos.burst=1")
+		"--set", "throttle.oos.qps=1", "--set", "throttle.oos.burst=1",
+		"--set", "fuse.uid=1", "--set", "fuse.gid=1", "--set", "fuse.allowOther=true",
+		"--set", "fuse.noOpen=true", "--set", "fuse.lookupTimeout=1s",
+		"--set", "fuse.kernelCacheTimeout=1m", "--set", "fuse.shutdownGrace=1s",
+		"--set", "denyProviderIdentity=true", "--set", "extraArgs={--metrics-object-labels}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	objs := decodeAll(t, "all options", out)
 	dss := find[*appsv1.DaemonSet](objs)
-	for name, cname := range map[string]string{releaseName: "provider", releaseName + "-fuse": "fuse"} {
-		ds, ok := dss[name]
-		if !ok {
-			t.Fatalf("no DaemonSet %s", name)
+	if len(dss) != 1 {
+		t.Errorf("%d DaemonSets, want only the provider's (the view runs in it)", len(dss))
+	}
+	ds, ok := dss[releaseName]
+	if !ok {
+		t.Fatalf("no DaemonSet %s", releaseName)
+	}
+	c := container(t, ds.Spec.Template.Spec, "provider")
+	sub := c.Args[0]
+	help, _ := exec.Command(bin, sub, "-h").CombinedOutput()
+	fuseFlags := 0
+	for _, a := range c.Args[1:] {
+		flag, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(flag, "fuse-") {
+			fuseFlags++
 		}
-		c := container(t, ds.Spec.Template.Spec, cname)
-		sub := c.Args[0]
-		help, _ := exec.Command(bin, sub, "-h").CombinedOutput()
-		for _, a := range c.Args[1:] {
-			flag, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if !regexp.MustCompile(`(?m)^\s+--?` + regexp.QuoteMeta(flag) + `\b`).Match(help) {
-				t.Errorf("%s: `%s %s` does not declare -%s (from %q); its help:\n%s", name, filepath.Base(bin), sub, flag, a, help)
-			}
+		// The flag's own help line: "  -name type" or "  -name" alone (a
+		// boolean), so that -fuse-uid does not pass for -fuse-uid-map.
+		if !regexp.MustCompile(`(?m)^\s+--?` + regexp.QuoteMeta(flag) + `(\s|$)`).Match(help) {
+			t.Errorf("`%s %s` does not declare -%s (from %q); its help:\n%s", filepath.Base(bin), sub, flag, a, help)
 		}
+	}
+	// mountpoint, one class, uid, gid, allow-other, no-open, three durations.
+	if fuseFlags != 9 {
+		t.Errorf("%d --fuse-* args, want 9 (every fuse option set): %q", fuseFlags, c.Args)
 	}
 }
 
@@ -213,6 +270,10 @@ type podSim struct {
 	logs     *bytes.Buffer
 	// needReady: wait for /readyz 200, not just an answer.
 	needReady bool
+	// fuseMountpoint: the local stand-in of --fuse-mountpoint; "" without
+	// the view. fuseClasses: metadata.name of each --fuse-class.
+	fuseMountpoint string
+	fuseClasses    []string
 }
 
 // Dummy values for the Secret keys the example values read.
@@ -235,12 +296,19 @@ func newPodSim(t *testing.T, ds *appsv1.DaemonSet, configMaps map[string]*corev1
 	p.dir = dir
 
 	for _, m := range p.c.VolumeMounts {
+		v := volume(t, pod, m.Name)
+		if v.HostPath != nil && v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathCharDev {
+			// A device of the host (/dev/fuse): the process uses the real one.
+			if m.MountPath != v.HostPath.Path {
+				t.Fatalf("device %s is mounted at %s; the binary opens it at its host path", v.HostPath.Path, m.MountPath)
+			}
+			continue
+		}
 		local := filepath.Join(dir, m.Name)
 		if err := os.MkdirAll(local, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		p.paths[m.MountPath] = local
-		v := volume(t, pod, m.Name)
 		switch {
 		case v.ConfigMap != nil:
 			cm := configMaps[v.ConfigMap.Name]
@@ -278,6 +346,37 @@ func newPodSim(t *testing.T, ds *appsv1.DaemonSet, configMaps map[string]*corev1
 		t.Fatal("no --provider-volume")
 	}
 	p.socket = filepath.Join(pv, socketName)
+	for _, a := range p.args {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "--fuse-mountpoint":
+			if !strings.HasPrefix(v, dir+"/") {
+				t.Fatalf("--fuse-mountpoint=%s is not a volume of the pod", v)
+			}
+			p.fuseMountpoint = v
+		case "--fuse-class":
+			raw, err := os.ReadFile(v)
+			if err != nil {
+				t.Fatalf("--fuse-class: %v", err)
+			}
+			var meta struct {
+				Metadata struct{ Name string } `json:"metadata"`
+			}
+			if err := yaml.Unmarshal(raw, &meta); err != nil || meta.Metadata.Name == "" {
+				t.Fatalf("--fuse-class=%s: no metadata.name (%v)", v, err)
+			}
+			p.fuseClasses = append(p.fuseClasses, meta.Metadata.Name)
+		}
+	}
+	if p.fuseMountpoint != "" {
+		// Whatever happens to the test, leave no mount behind in /tmp.
+		mp := p.fuseMountpoint
+		t.Cleanup(func() {
+			for range fuseMounts(t, mp) {
+				_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+			}
+		})
+	}
 
 	home := filepath.Join(dir, "home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
@@ -349,6 +448,18 @@ func (p *podSim) start(bin string) {
 	})
 }
 
+// wait waits for the process to exit by itself and returns its exit code.
+func (p *podSim) wait(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.exitCode
+	case <-time.After(d):
+		p.t.Fatalf("still running after %v\n%s", d, p.logs.String())
+		return -1
+	}
+}
+
 func (p *podSim) kill(sig syscall.Signal) int {
 	p.t.Helper()
 	_ = p.cmd.Process.Signal(sig)
@@ -401,15 +512,115 @@ func (p *podSim) waitHealthy() {
 
 // get returns "" when GET path on the named port answers 200.
 func (p *podSim) get(port, path string) string {
+	msg, _ := p.getBody(port, path)
+	return msg
+}
+
+// getBody is get that also returns the body.
+func (p *podSim) getBody(port, path string) (string, string) {
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + p.ports[port] + path)
 	if err != nil {
-		return err.Error()
+		return err.Error(), ""
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("GET %s: %s", path, resp.Status)
+		return fmt.Sprintf("GET %s: %s", path, resp.Status), string(body)
 	}
-	return ""
+	return "", string(body)
+}
+
+// checkView checks the FUSE view serve mounted, as a process on the node
+// would see it: one live mount of the view on the mountpoint, a directory per
+// class, a .status that reads (it fetches nothing), and the view's line in
+// /readyz. Nothing without the view.
+func (p *podSim) checkView() {
+	p.t.Helper()
+	if p.fuseMountpoint == "" {
+		return
+	}
+	if n := len(fuseMounts(p.t, p.fuseMountpoint)); n != 1 {
+		p.t.Fatalf("%d FUSE mounts of the view on %s, want 1\n%s", n, p.fuseMountpoint, p.logs.String())
+	}
+	entries, err := os.ReadDir(p.fuseMountpoint)
+	if err != nil {
+		p.t.Fatalf("listing the view: %v\n%s", err, p.logs.String())
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, slices.Sorted(slices.Values(p.fuseClasses))) {
+		p.t.Errorf("the view lists %q, want the classes %q", names, p.fuseClasses)
+	}
+	for _, class := range p.fuseClasses {
+		raw, err := os.ReadFile(filepath.Join(p.fuseMountpoint, class, ".status"))
+		if err != nil {
+			p.t.Errorf("reading %s/.status: %v", class, err)
+			continue
+		}
+		if !json.Valid(raw) {
+			p.t.Errorf("%s/.status is not JSON: %q", class, raw)
+		}
+	}
+	rp := p.c.ReadinessProbe.HTTPGet
+	_, body := p.getBody(rp.Port.String(), rp.Path)
+	if !regexp.MustCompile(`(?m)^view: ok\b`).MatchString(body) {
+		p.t.Errorf("%s does not report the view as ok:\n%s", rp.Path, body)
+	}
+}
+
+// fuseMounts returns the lines of /proc/self/mountinfo that mount the view
+// (type fuse.alibabacloud-secrets) on dir.
+func fuseMounts(t testing.TB, dir string) []string {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		fields := strings.Fields(line)
+		sep := slices.Index(fields, "-")
+		if sep < 5 || sep+1 >= len(fields) {
+			continue
+		}
+		if fields[4] == dir && fields[sep+1] == "fuse.alibabacloud-secrets" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// fuseUsable reports whether this process could mount a FUSE file system:
+// /dev/fuse opens read-write and CAP_SYS_ADMIN is effective (what the
+// chart's privileged container and CharDevice hostPath give the provider).
+func fuseUsable() (bool, string) {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return false, err.Error()
+	}
+	f.Close()
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(rest), 16, 64)
+			if err != nil {
+				return false, err.Error()
+			}
+			if caps&(1<<21) == 0 {
+				return false, "no CAP_SYS_ADMIN"
+			}
+			return true, ""
+		}
+	}
+	return false, "no CapEff in /proc/self/status"
 }
 
 // checkSocket checks the socket the way the driver uses it.

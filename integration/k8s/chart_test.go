@@ -65,6 +65,9 @@ type scenario struct {
 	fuse     bool
 	deny     bool   // --deny-provider-identity
 	cacheTTL string // expected --cache-ttl
+	// fuseFlags: the --fuse-* options besides the mountpoint and classes
+	// (name -> value, "" for a boolean); nil: the defaults (uid and gid 0).
+	fuseFlags map[string]string
 }
 
 var scenarios = []scenario{
@@ -123,10 +126,28 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		// With the ConfigMap-backed files too, whose volume both DaemonSets mount.
+		// With the ConfigMap-backed files too: the view's classes sit next to them.
 		name: "worker-role+fuse+config", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
 		sets: []string{"policy=rules: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
 		fuse: true, poll: "2m", cacheTTL: "2m",
+	},
+	{
+		// Every view option, in the RRSA mode.
+		name: "rrsa+fuse-options", values: []string{"values-rrsa.yaml", "values-fuse.yaml"},
+		sets: []string{
+			"fuse.uid=1000", "fuse.gid=1000", "fuse.allowOther=true", "fuse.noOpen=true",
+			"fuse.lookupTimeout=3s", "fuse.kernelCacheTimeout=10m", "fuse.shutdownGrace=2s",
+		},
+		rrsa: true, fuse: true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": fromSecret("oidcproviderarn"),
+			"ALICLOUD_OIDC_TOKEN_FILE":   {value: rrsaTokenFile},
+		},
+		fuseFlags: map[string]string{
+			"--fuse-uid": "1000", "--fuse-gid": "1000", "--fuse-allow-other": "", "--fuse-no-open": "",
+			"--fuse-lookup-timeout": "3s", "--fuse-kernel-cache-timeout": "10m", "--fuse-shutdown-grace": "2s",
+		},
 	},
 }
 
@@ -206,11 +227,13 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 
 	checkMountsDisjoint(t, c)
 
-	// Security: uid 0 for the root-owned hostPath, and nothing more.
+	// Security: uid 0 for the root-owned hostPath, and nothing more; unless
+	// the FUSE view is on, which checkFuse checks.
 	sc0 := c.SecurityContext
 	switch {
 	case sc0 == nil:
 		t.Fatal("provider has no securityContext")
+	case sc.fuse:
 	case sc0.RunAsUser == nil || *sc0.RunAsUser != 0:
 		t.Errorf("runAsUser %v, want 0 (the socket directory is root-owned)", sc0.RunAsUser)
 	case sc0.ReadOnlyRootFilesystem == nil || !*sc0.ReadOnlyRootFilesystem:
@@ -388,65 +411,150 @@ func checkDriver(t *testing.T, objs []runtime.Object, sc scenario, on bool, kube
 	}
 }
 
+// fuseClassDir is where the chart mounts the view's classes ConfigMap.
+const fuseClassDir = "/etc/csi-secrets-store-provider-alibabacloud/fuse-classes"
+
+// checkFuse: the view is part of the provider container (one process, one
+// cache), never a DaemonSet of its own; with it on, the container has the
+// --fuse-* flags, /dev/fuse, the mountpoint with Bidirectional propagation,
+// the classes ConfigMap and the privilege mount(2) needs. With it off, none
+// of that is there.
 func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
-	ds, ok := find[*appsv1.DaemonSet](objs)[releaseName+"-fuse"]
-	if ok != sc.fuse {
-		t.Fatalf("FUSE DaemonSet rendered %v, want %v", ok, sc.fuse)
+	for name := range find[*appsv1.DaemonSet](objs) {
+		if name != releaseName && name != "secrets-store-csi-driver" {
+			t.Errorf("DaemonSet %s: the FUSE view must run in the provider's own container, not a DaemonSet of its own", name)
+		}
 	}
-	if !sc.fuse {
-		return
+	ds, ok := find[*appsv1.DaemonSet](objs)[releaseName]
+	if !ok {
+		t.Fatalf("no DaemonSet %s", releaseName)
 	}
 	pod := ds.Spec.Template.Spec
-	c := container(t, pod, "fuse")
-	if len(c.Args) == 0 || c.Args[0] != "mount" {
-		t.Fatalf("fuse args %q: want the mount subcommand first", c.Args)
+	if len(pod.Containers) != 1 {
+		t.Errorf("provider pod has %d containers, want 1: the view shares the provider's process", len(pod.Containers))
 	}
-	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-		t.Error("the FUSE container must be privileged to mount")
+	c := container(t, pod, "provider")
+	if c.Args[0] != "serve" {
+		t.Fatalf("provider args %q: want serve", c.Args)
 	}
-	checkProbes(t, c, flags(c.Args[1:]))
+	f := flags(c.Args[1:])
 	var mountpoint string
-	var classes []string
+	var classes, fuseArgs []string
 	for _, a := range c.Args[1:] {
 		k, v, _ := strings.Cut(a, "=")
+		if !strings.HasPrefix(k, "--fuse-") {
+			continue
+		}
+		fuseArgs = append(fuseArgs, a)
 		switch k {
-		case "--mountpoint":
+		case "--fuse-mountpoint":
 			mountpoint = v
-		case "--class":
+		case "--fuse-class":
 			classes = append(classes, v)
 		}
 	}
+	cm, haveCM := find[*corev1.ConfigMap](objs)[releaseName+"-fuse-classes"]
+	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
+	if !sc.fuse {
+		if len(fuseArgs) != 0 || haveCM || privileged {
+			t.Errorf("fuse off, yet --fuse-* args %q, classes ConfigMap %v, privileged %v", fuseArgs, haveCM, privileged)
+		}
+		for _, v := range pod.Volumes {
+			if v.HostPath != nil && v.HostPath.Path == "/dev/fuse" {
+				t.Errorf("fuse off, yet volume %s is /dev/fuse", v.Name)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if m.MountPropagation != nil && *m.MountPropagation != corev1.MountPropagationNone {
+				t.Errorf("fuse off, yet %s is mounted with propagation %s", m.Name, *m.MountPropagation)
+			}
+		}
+		return
+	}
+
+	// The privilege of the view, and only what Kubernetes accepts with it
+	// (allowPrivilegeEscalation=false is refused next to privileged=true).
+	sctx := c.SecurityContext
+	switch {
+	case !privileged:
+		t.Error("with the FUSE view the provider container must be privileged (mount(2), Bidirectional propagation)")
+	case sctx.AllowPrivilegeEscalation != nil && !*sctx.AllowPrivilegeEscalation:
+		t.Error("privileged with allowPrivilegeEscalation=false: the API server refuses that pod")
+	case sctx.RunAsUser == nil || *sctx.RunAsUser != 0:
+		t.Errorf("runAsUser %v, want 0", sctx.RunAsUser)
+	case sctx.ReadOnlyRootFilesystem == nil || !*sctx.ReadOnlyRootFilesystem:
+		t.Error("readOnlyRootFilesystem is not true")
+	}
+	if pod.HostPID || pod.HostIPC {
+		t.Error("provider shares the host PID or IPC namespace")
+	}
+
+	// One view per process: exactly one mountpoint; the defaults and options.
+	if n := strings.Count(strings.Join(c.Args, "\n"), "--fuse-mountpoint="); n != 1 {
+		t.Errorf("%d --fuse-mountpoint flags, want 1", n)
+	}
+	wantFlags := sc.fuseFlags
+	if wantFlags == nil {
+		wantFlags = map[string]string{"--fuse-uid": "0", "--fuse-gid": "0"}
+	}
+	for k, v := range f {
+		if !strings.HasPrefix(k, "--fuse-") || k == "--fuse-mountpoint" || k == "--fuse-class" {
+			continue
+		}
+		if w, ok := wantFlags[k]; !ok || w != v {
+			t.Errorf("%s=%q, want %q (set %v)", k, v, w, ok)
+		}
+	}
+	for k, v := range wantFlags {
+		if got, ok := f[k]; !ok || got != v {
+			t.Errorf("%s missing or %q, want %q", k, got, v)
+		}
+	}
+
 	checkMountsDisjoint(t, c)
-	m, ok := mountOf(c, "mountpoint")
-	if !ok || m.MountPath != mountpoint || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional {
-		t.Errorf("mountpoint mount %+v: want %s with Bidirectional propagation", m, mountpoint)
+	m, ok := mountOf(c, "fuse-mountpoint")
+	if !ok || m.MountPath != mountpoint || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional || m.ReadOnly {
+		t.Errorf("mountpoint mount %+v: want %s, writable, with Bidirectional propagation", m, mountpoint)
 	}
-	if v := volume(t, pod, "mountpoint"); v.HostPath == nil || v.HostPath.Path != mountpoint {
-		t.Errorf("mountpoint volume %+v is not hostPath %s", v.VolumeSource, mountpoint)
+	for _, other := range c.VolumeMounts {
+		if other.Name != "fuse-mountpoint" && other.MountPropagation != nil && *other.MountPropagation != corev1.MountPropagationNone {
+			t.Errorf("%s is mounted with propagation %s; only the view's mountpoint needs it", other.Name, *other.MountPropagation)
+		}
 	}
-	if v := volume(t, pod, "dev-fuse"); v.HostPath == nil || v.HostPath.Path != "/dev/fuse" {
-		t.Errorf("dev-fuse volume %+v", v.VolumeSource)
+	if v := volume(t, pod, "fuse-mountpoint"); v.HostPath == nil || v.HostPath.Path != mountpoint ||
+		v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate {
+		t.Errorf("mountpoint volume %+v is not hostPath %s (DirectoryOrCreate)", v.VolumeSource, mountpoint)
 	}
-	if _, ok := mountOf(c, "dev-fuse"); !ok {
-		t.Error("/dev/fuse is not mounted")
+	if v := volume(t, pod, "fuse-dev"); v.HostPath == nil || v.HostPath.Path != "/dev/fuse" ||
+		v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathCharDev {
+		t.Errorf("fuse-dev volume %+v, want hostPath /dev/fuse (CharDevice)", v.VolumeSource)
 	}
-	// Every --class is a key of the ConfigMap mounted at its directory, and
-	// holds a SecretProviderClass the provider can parse.
-	cm, ok := find[*corev1.ConfigMap](objs)[releaseName+"-fuse-classes"]
-	if !ok {
+	if dm, ok := mountOf(c, "fuse-dev"); !ok || dm.MountPath != "/dev/fuse" {
+		t.Errorf("/dev/fuse is not mounted at /dev/fuse: %+v", dm)
+	}
+
+	// Every --fuse-class is a key of the ConfigMap mounted read-only at its
+	// directory, and holds a SecretProviderClass the provider can parse.
+	if !haveCM {
 		t.Fatal("no classes ConfigMap")
 	}
-	cmMount, _ := mountOf(c, "classes")
-	if len(classes) == 0 {
-		t.Error("no --class")
+	if v := volume(t, pod, "fuse-classes"); v.ConfigMap == nil || v.ConfigMap.Name != cm.Name {
+		t.Errorf("fuse-classes volume %+v is not ConfigMap %s", v.VolumeSource, cm.Name)
+	}
+	cmMount, ok := mountOf(c, "fuse-classes")
+	if !ok || !cmMount.ReadOnly || cmMount.MountPath != fuseClassDir {
+		t.Errorf("classes mount %+v: want read-only at %s", cmMount, fuseClassDir)
+	}
+	if len(classes) != len(cm.Data) {
+		t.Errorf("%d --fuse-class flags for %d ConfigMap keys", len(classes), len(cm.Data))
 	}
 	for _, p := range classes {
 		if filepath.Dir(p) != cmMount.MountPath {
-			t.Errorf("--class=%s is not under the classes mount %s", p, cmMount.MountPath)
+			t.Errorf("--fuse-class=%s is not under the classes mount %s", p, cmMount.MountPath)
 		}
 		text, ok := cm.Data[filepath.Base(p)]
 		if !ok {
-			t.Errorf("--class=%s: no such key in the ConfigMap", p)
+			t.Errorf("--fuse-class=%s: no such key in the ConfigMap", p)
 			continue
 		}
 		for _, o := range decodeAll(t, p, text) {
@@ -457,6 +565,10 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 			}
 			checkSPC(t, p, spc)
 		}
+	}
+	// The view reads its classes at start: a change must roll the pods.
+	if ds.Spec.Template.Annotations["checksum/fuse-classes"] == "" {
+		t.Error("no checksum/fuse-classes annotation: changing fuse.classes would not restart the provider")
 	}
 }
 
@@ -522,6 +634,10 @@ func TestChartRejects(t *testing.T) {
 		{"poll interval without unit", []string{"secrets-store-csi-driver.rotationPollInterval=120"}, "rotationPollInterval"},
 		{"socket directories differ", []string{"linux.providersDir=/opt/providers"}, "providersDir"},
 		{"fuse without classes", []string{"fuse.enabled=true"}, "fuse.classes"},
+		{"fuse class not a file name", []string{"fuse.enabled=true", "fuse.classes.a/b=x"}, "plain file name"},
+		{"fuse mountpoint in the socket directory", []string{"fuse.enabled=true", "fuse.classes.a=x",
+			"fuse.mountpoint=/var/run/secrets-store-csi-providers/fuse"}, "fuse.mountpoint"},
+		{"fuse option of the old DaemonSet", []string{"fuse.enabled=true", "fuse.classes.a=x", "fuse.healthPort=8091"}, "healthPort"},
 		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
 		{"rrsa and no provider identity", []string{"denyProviderIdentity=true", "rrsa.enable=true",
 			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=k",
@@ -601,9 +717,9 @@ func TestChartValuesDocumented(t *testing.T) {
 func leafKeys(prefix string, m map[string]any) []string {
 	opaque := map[string]bool{
 		"linux.resources": true, "linux.affinity": true, "linux.updateStrategy": true,
-		"fuse.resources": true, "fuse.classes": true, "envVarsFromSecret": true,
+		"fuse.classes": true, "envVarsFromSecret": true,
 		"linux.nodeSelector": true, "linux.podLabels": true, "linux.podAnnotations": true,
-		"linux.daemonsetAnnotations": true, "fuse.nodeSelector": true, "serviceAccount.annotations": true,
+		"linux.daemonsetAnnotations": true, "serviceAccount.annotations": true,
 	}
 	var out []string
 	for k, v := range m {

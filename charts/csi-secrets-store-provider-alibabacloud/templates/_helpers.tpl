@@ -58,6 +58,9 @@ because RAM roles trust system:serviceaccount:<namespace>:csi-secrets-store-prov
 {{/* Where the ConfigMap with policy.yaml and kms-ca.crt is mounted. */}}
 {{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud/config{{- end -}}
 
+{{/* Where the ConfigMap with the FUSE view's classes is mounted. */}}
+{{- define "csspa.fuseClassDir" -}}/etc/csi-secrets-store-provider-alibabacloud/fuse-classes{{- end -}}
+
 {{/*
 Cache TTL: cache.ttl, else the driver's rotationPollInterval (so a rotation
 poll sees a fresh value), else empty (the provider's default).
@@ -104,6 +107,21 @@ Checks that fail the render with a message that says what to set.
 {{- if not (has .Values.logFormat (list "text" "json")) -}}
 {{- fail (printf "logFormat must be text or json, not %q" .Values.logFormat) -}}
 {{- end -}}
+{{- if .Values.fuse.enabled -}}
+{{- if not .Values.fuse.classes -}}
+{{- fail "fuse.enabled=true needs fuse.classes: a map of file name -> SecretProviderClass manifest to show in the view" -}}
+{{- end -}}
+{{- range $file, $class := .Values.fuse.classes -}}
+{{- if not (regexMatch "^[A-Za-z0-9][A-Za-z0-9._-]*$" $file) -}}
+{{- fail (printf "fuse.classes: %q is not a plain file name" $file) -}}
+{{- end -}}
+{{- end -}}
+{{- $mp := trimSuffix "/" .Values.fuse.mountpoint -}}
+{{- $pd := trimSuffix "/" .Values.linux.providersDir -}}
+{{- if or (eq $mp $pd) (hasPrefix (printf "%s/" $pd) $mp) (hasPrefix (printf "%s/" $mp) $pd) -}}
+{{- fail (printf "fuse.mountpoint (%s) and linux.providersDir (%s) overlap: give the view a directory of its own" .Values.fuse.mountpoint .Values.linux.providersDir) -}}
+{{- end -}}
+{{- end -}}
 {{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
 {{- if and $driver.install $driver.linux -}}
 {{- if and $driver.linux.providersDir (ne $driver.linux.providersDir .Values.linux.providersDir) -}}
@@ -113,8 +131,8 @@ Checks that fail the render with a message that says what to set.
 {{- end -}}
 
 {{/*
-Flags shared by `serve` and `mount` (the binary's common options): where to
-fetch from, how to cache, how to log. Serve-only flags are in daemonset.yaml.
+The binary's common options of `serve`: where to fetch from, how to cache,
+how to log. The socket, probe and policy flags are in daemonset.yaml.
 */}}
 {{- define "csspa.commonArgs" -}}
 {{- if .Values.regionId }}
@@ -161,6 +179,37 @@ fetch from, how to cache, how to log. Serve-only flags are in daemonset.yaml.
 {{- end -}}
 
 {{/*
+The FUSE debug view, served by `serve` itself from its own cache: nothing
+unless fuse.enabled. Empty durations leave the provider's defaults.
+*/}}
+{{- define "csspa.fuseArgs" -}}
+{{- if .Values.fuse.enabled }}
+- --fuse-mountpoint={{ .Values.fuse.mountpoint }}
+{{- $dir := include "csspa.fuseClassDir" . }}
+{{- range $file, $class := .Values.fuse.classes }}
+- --fuse-class={{ $dir }}/{{ $file }}
+{{- end }}
+- --fuse-uid={{ .Values.fuse.uid | int }}
+- --fuse-gid={{ .Values.fuse.gid | int }}
+{{- if .Values.fuse.allowOther }}
+- --fuse-allow-other
+{{- end }}
+{{- if .Values.fuse.noOpen }}
+- --fuse-no-open
+{{- end }}
+{{- with .Values.fuse.lookupTimeout }}
+- --fuse-lookup-timeout={{ . }}
+{{- end }}
+{{- with .Values.fuse.kernelCacheTimeout }}
+- --fuse-kernel-cache-timeout={{ . }}
+{{- end }}
+{{- with .Values.fuse.shutdownGrace }}
+- --fuse-shutdown-grace={{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
 Credential environment: the guide's envVarsFromSecret, the RRSA token file, extraEnv.
 */}}
 {{- define "csspa.env" -}}
@@ -181,7 +230,7 @@ Credential environment: the guide's envVarsFromSecret, the RRSA token file, extr
 {{- end -}}
 
 {{/*
-Volumes both DaemonSets need: the RRSA token, the policy, the KMS CA, /tmp.
+Volumes of the provider: the RRSA token, the policy, the KMS CA, /tmp.
 */}}
 {{- define "csspa.commonVolumes" -}}
 - name: tmp
