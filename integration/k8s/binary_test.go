@@ -134,7 +134,11 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 		{name: "worker-role", values: []string{"values-worker-role.yaml"}},
 		{name: "rrsa", values: []string{"values-rrsa.yaml"}},
 		{name: "accesskey-role", values: []string{"values-accesskey-role.yaml"}},
-		{name: "pod-rrsa", values: []string{"values-pod-rrsa.yaml"}, ready: true},
+		{name: "accesskey-role+pod-rrsa", values: []string{"values-accesskey-role.yaml", "values-pod-rrsa.yaml"}},
+		{
+			name: "pod-rrsa+deny", values: []string{"values-pod-rrsa.yaml"},
+			sets: []string{"denyProviderIdentity=true"}, ready: true,
+		},
 		{
 			name: "worker-role+fuse", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
 			sets: []string{

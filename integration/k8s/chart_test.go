@@ -119,11 +119,38 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		// Per-pod RRSA only: the OIDC provider for the pods' tokens, and no identity of the provider's own.
-		name: "pod-rrsa", values: []string{"values-pod-rrsa.yaml"}, deny: true, poll: "2m", cacheTTL: "2m",
+		// Per-pod RRSA on top of the worker role: the OIDC provider for the pods' tokens.
+		name: "worker-role+pod-rrsa", values: []string{"values-worker-role.yaml", "values-pod-rrsa.yaml"}, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{"ALICLOUD_OIDC_PROVIDER_ARN": {value: podRRSAOIDCProvider}},
+	},
+	{
+		// values-pod-rrsa.yaml must not switch off the AccessKey identity it is added to.
+		name: "accesskey-role+pod-rrsa", values: []string{"values-accesskey-role.yaml", "values-pod-rrsa.yaml"}, poll: "2m", cacheTTL: "2m",
 		env: map[string]env{
-			"ALICLOUD_OIDC_PROVIDER_ARN": {value: "acs:ram::123456789012:oidc-provider/ack-rrsa-c0123456789abcdef0123456789abcdef"},
+			"ACCESS_KEY_ID":              fromSecret("id"),
+			"SECRET_ACCESS_KEY":          fromSecret("secret"),
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": {value: podRRSAOIDCProvider},
 		},
+	},
+	{
+		// values-pod-rrsa.yaml added to the RRSA mode renders (it needs
+		// nothing more). Both name ALICLOUD_OIDC_PROVIDER_ARN; as kubelet
+		// resolves duplicates, the later entry (the file's literal) wins.
+		name: "rrsa+pod-rrsa", values: []string{"values-rrsa.yaml", "values-pod-rrsa.yaml"},
+		rrsa: true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": {value: podRRSAOIDCProvider},
+			"ALICLOUD_OIDC_TOKEN_FILE":   {value: rrsaTokenFile},
+		},
+	},
+	{
+		// Per-pod RRSA only, with no identity of the provider's own (the line
+		// values-pod-rrsa.yaml leaves commented out).
+		name: "pod-rrsa+deny", values: []string{"values-pod-rrsa.yaml"}, sets: []string{"denyProviderIdentity=true"},
+		deny: true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{"ALICLOUD_OIDC_PROVIDER_ARN": {value: podRRSAOIDCProvider}},
 	},
 	{
 		// With the ConfigMap-backed files too: the view's classes sit next to them.
@@ -150,6 +177,9 @@ var scenarios = []scenario{
 		},
 	},
 }
+
+// podRRSAOIDCProvider is the OIDC provider ARN examples/values-pod-rrsa.yaml sets.
+const podRRSAOIDCProvider = "acs:ram::123456789012:oidc-provider/ack-rrsa-c0123456789abcdef0123456789abcdef"
 
 // TestChart lints and renders the chart for every credential mode, with the
 // bundled driver on and off, for each Kubernetes version, and checks the
