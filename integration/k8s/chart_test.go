@@ -56,8 +56,10 @@ type scenario struct {
 	name   string
 	values []string // files in examples/
 	sets   []string // extra --set
-	env    map[string]env
-	rrsa   bool
+	// extra --set-string (an account ID is a string; --set would make it a number)
+	setStrings []string
+	env        map[string]env
+	rrsa       bool
 	// driver settings the values ask for
 	rotation bool
 	poll     string
@@ -153,6 +155,25 @@ var scenarios = []scenario{
 		env: map[string]env{"ALICLOUD_OIDC_PROVIDER_ARN": {value: podRRSAOIDCProvider}},
 	},
 	{
+		// RRSA with the OIDC provider given as account and cluster IDs, from
+		// which the provider builds its ARN (auth/env.go).
+		name: "rrsa-account-cluster",
+		sets: []string{
+			"rrsa.enable=true",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=alibaba-credentials",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.key=rolearn",
+			"extraEnv[0].name=ALICLOUD_ACCOUNT_ID", "extraEnv[1].name=ALICLOUD_CLUSTER_ID",
+		},
+		setStrings: []string{"extraEnv[0].value=123456789012", "extraEnv[1].value=c0123456789abcdef"},
+		rrsa:       true, poll: "2m", cacheTTL: "2m",
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":        fromSecret("rolearn"),
+			"ALICLOUD_ACCOUNT_ID":      {value: "123456789012"},
+			"ALICLOUD_CLUSTER_ID":      {value: "c0123456789abcdef"},
+			"ALICLOUD_OIDC_TOKEN_FILE": {value: rrsaTokenFile},
+		},
+	},
+	{
 		// With the ConfigMap-backed files too: the view's classes sit next to them.
 		name: "worker-role+fuse+config", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
 		sets: []string{"policy=rules: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
@@ -194,6 +215,9 @@ func TestChart(t *testing.T) {
 					t.Parallel()
 					args := valuesArgs(t, sc.values, append(slices.Clone(sc.sets),
 						fmt.Sprintf("secrets-store-csi-driver.install=%v", driverOn)))
+					for _, s := range sc.setStrings {
+						args = append(args, "--set-string", s)
+					}
 
 					if _, err := runHelm(t, append([]string{"lint", "--strict", "--kube-version", kv, chart}, args...)...); err != nil {
 						t.Fatal(err)
@@ -664,6 +688,10 @@ func TestChartRejects(t *testing.T) {
 		{"poll interval without unit", []string{"secrets-store-csi-driver.rotationPollInterval=120"}, "rotationPollInterval"},
 		{"socket directories differ", []string{"linux.providersDir=/opt/providers"}, "providersDir"},
 		{"fuse without classes", []string{"fuse.enabled=true"}, "fuse.classes"},
+		{"rrsa with only the account ID", []string{"rrsa.enable=true",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=alibaba-credentials",
+			"envVarsFromSecret.ALICLOUD_ROLE_ARN.key=rolearn",
+			"extraEnv[0].name=ALICLOUD_ACCOUNT_ID", "extraEnv[0].value=123456789012"}, "ALICLOUD_CLUSTER_ID"},
 		{"fuse class not a file name", []string{"fuse.enabled=true", "fuse.classes.a/b=x"}, "plain file name"},
 		{"fuse mountpoint in the socket directory", []string{"fuse.enabled=true", "fuse.classes.a=x",
 			"fuse.mountpoint=/var/run/secrets-store-csi-providers/fuse"}, "fuse.mountpoint"},

@@ -97,8 +97,11 @@ Checks that fail the render with a message that says what to set.
 {{- if not (or (has "ALICLOUD_ROLE_ARN" $names) (has "ALIBABA_CLOUD_ROLE_ARN" $names)) -}}
 {{- fail "rrsa.enable=true needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (e.g. {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
 {{- end -}}
-{{- if not (or (has "ALICLOUD_OIDC_PROVIDER_ARN" $names) (has "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" $names)) -}}
-{{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn})" -}}
+{{- /* The provider builds the ARN from ALICLOUD_ACCOUNT_ID + ALICLOUD_CLUSTER_ID when ALICLOUD_OIDC_PROVIDER_ARN is unset (auth/env.go). */ -}}
+{{- $oidcARN := or (has "ALICLOUD_OIDC_PROVIDER_ARN" $names) (has "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" $names) -}}
+{{- $oidcIDs := and (has "ALICLOUD_ACCOUNT_ID" $names) (has "ALICLOUD_CLUSTER_ID" $names) -}}
+{{- if not (or $oidcARN $oidcIDs) -}}
+{{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn}), or both ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID" -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.rrsa.enable .Values.denyProviderIdentity -}}
