@@ -56,6 +56,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	var classes []*fsview.Class
 	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
+		if so.denyProviderIdentity {
+			return usageError{errorf("--fuse-mountpoint: the FUSE view reads with the provider's own identity, which --deny-provider-identity forbids; use only one")}
+		}
 		if err := so.view.validate(); err != nil {
 			return usageError{errorf("the FUSE view: %v (as --fuse-mountpoint and --fuse-class)", err)}
 		}

@@ -697,6 +697,7 @@ func TestChartRejects(t *testing.T) {
 			"fuse.mountpoint=/var/run/secrets-store-csi-providers/fuse"}, "fuse.mountpoint"},
 		{"fuse option of the old DaemonSet", []string{"fuse.enabled=true", "fuse.classes.a=x", "fuse.healthPort=8091"}, "healthPort"},
 		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
+		{"fuse view and no provider identity", []string{"fuse.enabled=true", "fuse.classes.a=x", "denyProviderIdentity=true"}, "denyProviderIdentity"},
 		{"rrsa and no provider identity", []string{"denyProviderIdentity=true", "rrsa.enable=true",
 			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=k",
 			"envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN.key=k"}, "denyProviderIdentity"},

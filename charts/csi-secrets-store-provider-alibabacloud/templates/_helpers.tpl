@@ -104,6 +104,9 @@ Checks that fail the render with a message that says what to set.
 {{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn}), or both ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID" -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.fuse.enabled .Values.denyProviderIdentity -}}
+{{- fail "fuse.enabled: the FUSE view reads with the provider's own identity, which denyProviderIdentity=true forbids: set only one" -}}
+{{- end -}}
 {{- if and .Values.rrsa.enable .Values.denyProviderIdentity -}}
 {{- fail "rrsa.enable gives the provider an identity that denyProviderIdentity=true forbids it to use: set only one" -}}
 {{- end -}}
