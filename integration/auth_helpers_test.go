@@ -169,21 +169,14 @@ func runServeToExit(t testing.TB, env map[string]string, args ...string) (string
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	out, err, timedOut := runBounded(cmd, 15*time.Second)
+	if timedOut {
 		t.Fatalf("serve did not stop by itself: %s", out)
 	}
 	if _, serr := os.Stat(filepath.Join(dir, "alibabacloud.sock")); serr == nil {
 		t.Errorf("serve created its socket before failing")
 	}
-	return string(out), err
+	return out, err
 }
 
 func countLines(s, sub string) int {

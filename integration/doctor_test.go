@@ -49,18 +49,11 @@ func runDoctorStdin(t *testing.T, e *emulator.Emulator, env map[string]string, s
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	out, err, timedOut := runBounded(cmd, 60*time.Second)
+	if timedOut {
 		t.Fatalf("doctor did not finish:\n%s", out)
 	}
-	if l := leaks(string(out)); len(l) > 0 {
+	if l := leaks(out); len(l) > 0 {
 		t.Errorf("doctor output leaks %d sensitive values (%v)", len(l), l)
 	}
 	code := 0
@@ -70,7 +63,7 @@ func runDoctorStdin(t *testing.T, e *emulator.Emulator, env map[string]string, s
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return string(out), code
+	return out, code
 }
 
 func writeClass(t *testing.T, body string) string {

@@ -46,17 +46,24 @@ func runBinary(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(providerBin, args...)
 	cmd.Env = []string{"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", "ACCESS_KEY_ID=LTAIx", "SECRET_ACCESS_KEY=y"}
+	out, err, _ := runBounded(cmd, 30*time.Second)
+	return out, err
+}
+
+// runBounded runs cmd to completion, killing it past limit; timedOut says
+// whether it had to be killed.
+func runBounded(cmd *exec.Cmd, limit time.Duration) (out string, err error, timedOut bool) {
 	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	var b []byte
+	go func() { b, err = cmd.CombinedOutput(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(limit):
 		_ = cmd.Process.Kill()
 		<-done
+		timedOut = true
 	}
-	return string(out), err
+	return string(b), err, timedOut
 }
 
 // The leak detector itself must be able to fail.
