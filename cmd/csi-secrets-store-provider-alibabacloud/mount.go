@@ -60,16 +60,16 @@ func (v *viewFlags) registerAs(set *flag.FlagSet, p string) {
 
 func (v *viewFlags) validate() error {
 	if v.mountpoint == "" {
-		return usageError{errorf("--mountpoint is required")}
+		return usageError{errors.New("--mountpoint is required")}
 	}
 	if len(v.classes) == 0 {
-		return usageError{errorf("--class is required: pass a SecretProviderClass manifest file, once per class")}
+		return usageError{errors.New("--class is required: pass a SecretProviderClass manifest file, once per class")}
 	}
 	if v.uid < 0 || v.gid < 0 {
-		return usageError{errorf("--uid and --gid must be 0 or more")}
+		return usageError{errors.New("--uid and --gid must be 0 or more")}
 	}
 	if v.lookupTimeout <= 0 || v.kernelTimeout <= 0 {
-		return usageError{errorf("--lookup-timeout and --kernel-cache-timeout must be positive")}
+		return usageError{errors.New("--lookup-timeout and --kernel-cache-timeout must be positive")}
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ type stringList []string
 func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
 	if v == "" {
-		return errorf("empty value")
+		return errors.New("empty value")
 	}
 	*s = append(*s, v)
 	return nil
@@ -104,7 +104,7 @@ func runMount(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	if set.NArg() > 0 {
-		return usageError{errorf("mount takes no arguments, got %q (use --class FILE)", set.Args())}
+		return usageError{fmt.Errorf("mount takes no arguments, got %q (use --class FILE)", set.Args())}
 	}
 	if err := mo.view.validate(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -52,22 +53,22 @@ func runServe(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{errorf("serve takes no arguments, got %q", fs.Args())}
+		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
 	}
 	var classes []*fsview.Class
 	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
 		if so.denyProviderIdentity {
-			return usageError{errorf("--fuse-mountpoint: the FUSE view reads with the provider's own identity, which --deny-provider-identity forbids; use only one")}
+			return usageError{errors.New("--fuse-mountpoint: the FUSE view reads with the provider's own identity, which --deny-provider-identity forbids; use only one")}
 		}
 		if err := so.view.validate(); err != nil {
-			return usageError{errorf("the FUSE view: %v (as --fuse-mountpoint and --fuse-class)", err)}
+			return usageError{fmt.Errorf("the FUSE view: %w (as --fuse-mountpoint and --fuse-class)", err)}
 		}
 		var err error
 		if classes, err = fsview.LoadClasses(so.view.classes); err != nil {
 			return usageError{err}
 		}
 		if ok, why := fsview.Usable(); !ok {
-			return errorf("--fuse-mountpoint: the FUSE view cannot be mounted here: %s", why)
+			return fmt.Errorf("--fuse-mountpoint: the FUSE view cannot be mounted here: %s", why)
 		}
 	}
 	log := so.logger(os.Stderr)
