@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,18 +57,18 @@ type devOptions struct {
 
 func runDev(ctx context.Context, args []string) error {
 	var do devOptions
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	do.register(fs)
-	fs.StringVar(&do.emulatorAddr, "emulator-addr", "127.0.0.1:0", "listen address of the embedded Alibaba Cloud emulator")
-	fs.StringVar(&do.target, "target", "", "directory the demo volume is written to (default: a temporary directory)")
-	fs.DurationVar(&do.remount, "remount-every", 15*time.Second, "re-Mount the demo volume this often, as the driver does with rotation on (0: never)")
-	fs.BoolVar(&do.once, "once", false, "do the demo Mount, print the result and exit")
-	fs.BoolVar(&do.noFUSE, "no-fuse", false, "do not mount the FUSE view of the demo class")
+	flags := flag.NewFlagSet("dev", flag.ContinueOnError)
+	do.register(flags)
+	flags.StringVar(&do.emulatorAddr, "emulator-addr", "127.0.0.1:0", "listen address of the embedded Alibaba Cloud emulator")
+	flags.StringVar(&do.target, "target", "", "directory the demo volume is written to (default: a temporary directory)")
+	flags.DurationVar(&do.remount, "remount-every", 15*time.Second, "re-Mount the demo volume this often, as the driver does with rotation on (0: never)")
+	flags.BoolVar(&do.once, "once", false, "do the demo Mount, print the result and exit")
+	flags.BoolVar(&do.noFUSE, "no-fuse", false, "do not mount the FUSE view of the demo class")
 	// dev's defaults: a short TTL so rotation is visible quickly.
-	if err := fs.Set("cache-ttl", "10s"); err != nil {
+	if err := flags.Set("cache-ttl", "10s"); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := flags.Parse(args); err != nil {
 		return usageError{err}
 	}
 	out := os.Stdout
@@ -89,7 +88,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	if !flagSet(fs, "provider-volume") {
+	if !flagPassed(flags, "provider-volume") {
 		do.providerVolume = filepath.Join(work, "providers")
 	}
 	if do.target == "" {
@@ -193,9 +192,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 }
 
-func flagSet(fs *flag.FlagSet, name string) bool {
+// flagPassed reports whether the command line set the flag name.
+func flagPassed(flags *flag.FlagSet, name string) bool {
 	set := false
-	fs.Visit(func(f *flag.Flag) {
+	flags.Visit(func(f *flag.Flag) {
 		if f.Name == name {
 			set = true
 		}
@@ -283,7 +283,7 @@ func printTree(out io.Writer, target string, resp *v1alpha1.MountResponse) {
 		versions[v.Id] = v.Version
 	}
 	var rows []string
-	_ = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(target, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil //nolint:nilerr // a listing for humans: skip what cannot be read
 		}

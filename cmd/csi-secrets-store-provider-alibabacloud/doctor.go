@@ -52,26 +52,26 @@ func (c *classFiles) Set(v string) error { *c = append(*c, v); return nil }
 func doctor(ctx context.Context, args []string, out, errw io.Writer) int {
 	var so serveOptions
 	var classes classFiles
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(errw)
-	so.register(fs)
+	flags := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	flags.SetOutput(errw)
+	so.register(flags)
 	// serve's operations flags are accepted (and unused) so that serve's
 	// command line can be reused as is.
-	so.registerOps(fs)
-	fs.Var(&classes, "class", "SecretProviderClass manifest (YAML) to check, - for stdin; repeat for more files. Other documents in a file are skipped")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to try each object, retries included")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), doctorUsage)
-		fs.PrintDefaults()
+	so.registerOps(flags)
+	flags.Var(&classes, "class", "SecretProviderClass manifest (YAML) to check, - for stdin; repeat for more files. Other documents in a file are skipped")
+	timeout := flags.Duration("timeout", 30*time.Second, "how long to try each object, retries included")
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), doctorUsage)
+		flags.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return doctorOK
 		}
 		return doctorBadUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(errw, "error: doctor takes no arguments, got %q; pass class files with --class\n", fs.Args())
+	if flags.NArg() > 0 {
+		fmt.Fprintf(errw, "error: doctor takes no arguments, got %q; pass class files with --class\n", flags.Args())
 		return doctorBadUsage
 	}
 	if len(classes) == 0 {

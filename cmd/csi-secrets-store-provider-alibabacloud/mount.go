@@ -24,9 +24,9 @@ type mountOptions struct {
 	healthAddr  string
 }
 
-func (m *mountOptions) registerOps(set *flag.FlagSet) {
-	set.StringVar(&m.metricsAddr, "metrics-addr", "", "listen address of the Prometheus endpoint /metrics (cache, upstream and FUSE operation metrics); empty disables it")
-	set.StringVar(&m.healthAddr, "health-addr", "", "listen address of /healthz (the view is mounted and served) and /readyz (also: the provider's own credentials resolve); empty disables them")
+func (m *mountOptions) registerOps(flags *flag.FlagSet) {
+	flags.StringVar(&m.metricsAddr, "metrics-addr", "", "listen address of the Prometheus endpoint /metrics (cache, upstream and FUSE operation metrics); empty disables it")
+	flags.StringVar(&m.healthAddr, "health-addr", "", "listen address of /healthz (the view is mounted and served) and /readyz (also: the provider's own credentials resolve); empty disables them")
 }
 
 // viewFlags are the FUSE view's own flags (mount; dev reuses them).
@@ -41,21 +41,21 @@ type viewFlags struct {
 	grace         time.Duration
 }
 
-func (v *viewFlags) register(set *flag.FlagSet) { v.registerAs(set, "") }
+func (v *viewFlags) register(flags *flag.FlagSet) { v.registerAs(flags, "") }
 
 // registerAs registers the view's flags with a name prefix: "" for mount,
 // "fuse-" for serve, which can mount the view in its own process so the
 // view and the CSI side share one cache.
-func (v *viewFlags) registerAs(set *flag.FlagSet, p string) {
-	set.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a stale mount left there by a crash is detached first")
-	set.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
-	set.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
-	set.IntVar(&v.gid, p+"gid", os.Getgid(), "owner gid of every file and directory of the view")
-	set.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
-	set.BoolVar(&v.noOpen, p+"no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
-	set.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
-	set.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
-	set.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
+func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
+	flags.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a stale mount left there by a crash is detached first")
+	flags.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
+	flags.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
+	flags.IntVar(&v.gid, p+"gid", os.Getgid(), "owner gid of every file and directory of the view")
+	flags.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
+	flags.BoolVar(&v.noOpen, p+"no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
+	flags.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
+	flags.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
+	flags.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
 }
 
 func (v *viewFlags) validate() error {
@@ -88,23 +88,23 @@ func (s *stringList) Set(v string) error {
 
 func runMount(ctx context.Context, args []string) error {
 	var mo mountOptions
-	set := flag.NewFlagSet("mount", flag.ContinueOnError)
-	mo.register(set)
-	mo.view.register(set)
-	mo.registerOps(set)
-	set.Usage = func() {
-		fmt.Fprintf(set.Output(), "usage: csi-secrets-store-provider-alibabacloud mount --mountpoint DIR --class FILE [--class FILE ...] [flags]\n\n"+
+	flags := flag.NewFlagSet("mount", flag.ContinueOnError)
+	mo.register(flags)
+	mo.view.register(flags)
+	mo.registerOps(flags)
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "usage: csi-secrets-store-provider-alibabacloud mount --mountpoint DIR --class FILE [--class FILE ...] [flags]\n\n"+
 			"Mounts a read-only FUSE view of the classes, served lazily from the node-wide cache with the provider's own identity.\n\n")
-		set.PrintDefaults()
+		flags.PrintDefaults()
 	}
-	if err := set.Parse(args); err != nil {
+	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageError{err}
 	}
-	if set.NArg() > 0 {
-		return usageError{fmt.Errorf("mount takes no arguments, got %q (use --class FILE)", set.Args())}
+	if flags.NArg() > 0 {
+		return usageError{fmt.Errorf("mount takes no arguments, got %q (use --class FILE)", flags.Args())}
 	}
 	if err := mo.view.validate(); err != nil {
 		return err

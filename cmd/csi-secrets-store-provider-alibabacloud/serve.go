@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
-	fsview "github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
 )
 
@@ -29,33 +29,33 @@ type serveOptions struct {
 	view viewFlags
 }
 
-func (s *serveOptions) register(fs *flag.FlagSet) {
-	s.options.register(fs)
-	fs.StringVar(&s.providerVolume, "provider-volume", defaultProviderVolume, "directory of the provider socket (alibabacloud.sock); the driver's --provider-volume")
-	fs.DurationVar(&s.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight Mounts may take to finish")
+func (s *serveOptions) register(flags *flag.FlagSet) {
+	s.options.register(flags)
+	flags.StringVar(&s.providerVolume, "provider-volume", defaultProviderVolume, "directory of the provider socket (alibabacloud.sock); the driver's --provider-volume")
+	flags.DurationVar(&s.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight Mounts may take to finish")
 }
 
 // registerOps adds the metrics and health flags (not registered by dev,
 // which embeds serveOptions but serves no HTTP endpoints).
-func (s *serveOptions) registerOps(fs *flag.FlagSet) {
-	fs.StringVar(&s.metricsAddr, "metrics-addr", ":8080", "listen address of the Prometheus endpoint /metrics; empty disables it")
-	fs.StringVar(&s.healthAddr, "health-addr", ":8081", "listen address of /healthz (liveness) and /readyz (readiness); empty disables them")
-	fs.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add the object name as a label of the cache and upstream request metrics (cardinality grows with the number of secrets, and names become visible to whoever scrapes)")
+func (s *serveOptions) registerOps(flags *flag.FlagSet) {
+	flags.StringVar(&s.metricsAddr, "metrics-addr", ":8080", "listen address of the Prometheus endpoint /metrics; empty disables it")
+	flags.StringVar(&s.healthAddr, "health-addr", ":8081", "listen address of /healthz (liveness) and /readyz (readiness); empty disables them")
+	flags.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add the object name as a label of the cache and upstream request metrics (cardinality grows with the number of secrets, and names become visible to whoever scrapes)")
 }
 
 func runServe(ctx context.Context, args []string) error {
 	var so serveOptions
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	so.register(fs)
-	so.registerOps(fs)
-	so.view.registerAs(fs, "fuse-")
-	if err := fs.Parse(args); err != nil {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	so.register(flags)
+	so.registerOps(flags)
+	so.view.registerAs(flags, "fuse-")
+	if err := flags.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	if flags.NArg() > 0 {
+		return usageError{fmt.Errorf("serve takes no arguments, got %q", flags.Args())}
 	}
-	var classes []*fsview.Class
+	var classes []*fs.Class
 	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
 		if so.denyProviderIdentity {
 			return usageError{errors.New("--fuse-mountpoint: the FUSE view reads with the provider's own identity, which --deny-provider-identity forbids; use only one")}
@@ -64,10 +64,10 @@ func runServe(ctx context.Context, args []string) error {
 			return usageError{fmt.Errorf("the FUSE view: %w (as --fuse-mountpoint and --fuse-class)", err)}
 		}
 		var err error
-		if classes, err = fsview.LoadClasses(so.view.classes); err != nil {
+		if classes, err = fs.LoadClasses(so.view.classes); err != nil {
 			return usageError{err}
 		}
-		if ok, why := fsview.Usable(); !ok {
+		if ok, why := fs.Usable(); !ok {
 			return fmt.Errorf("--fuse-mountpoint: the FUSE view cannot be mounted here: %s", why)
 		}
 	}
