@@ -1,3 +1,15 @@
+// This file holds the view's checks of the host and its mount table. None of
+// them touches a mounted view (that would block on a hung server); they decide
+// from /dev/fuse and /proc alone:
+//
+//   - Usable: whether this process can mount at all (/dev/fuse opens and the
+//     process holds CAP_SYS_ADMIN), with the reason when it cannot.
+//   - DetachStale: lazily detaches a view left on a mount point by a crashed
+//     or replaced process, before a new one is mounted there.
+//   - The /proc/self/mountinfo parser behind DetachStale (mountEntry,
+//     entriesAt, devString), which Server.Check also uses to confirm that its
+//     own mount is still the one on top of the mount point.
+
 package fs
 
 import (
