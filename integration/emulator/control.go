@@ -22,8 +22,9 @@ func (e *Emulator) Reset() {
 	e.SetDown(false)
 }
 
-// ResetState restores secrets, parameters, keys, roles, policies and the
-// metadata identity from the seed, and forgets issued sessions.
+// ResetState restores secrets, parameters, keys, roles, OIDC providers,
+// policies and the metadata identity from the seed, and forgets issued
+// sessions.
 func (e *Emulator) ResetState() { e.loadSeed(e.seed) }
 
 // ExampleCommands returns curl commands that exercise the control API of
@@ -169,6 +170,34 @@ func (e *Emulator) controlMux() *http.ServeMux {
 	m.HandleFunc("POST "+p+"sts/expire", func(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, http.StatusOK, map[string]any{"expired": e.ExpireSessions()})
 	})
+	m.HandleFunc("GET "+p+"sts/oidc-providers", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"oidcProviders": e.oidcProviderSummaries()})
+	})
+	m.HandleFunc("POST "+p+"sts/oidc-providers", func(w http.ResponseWriter, r *http.Request) {
+		var req OIDCProvider
+		if err := decodeControl(r, &req); err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		replaced, err := e.putOIDCProvider(req.ARN, req.Issuer, []byte(req.JWKS))
+		if err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"arn": req.ARN, "issuer": req.Issuer, "replaced": replaced})
+	})
+	m.HandleFunc("DELETE "+p+"sts/oidc-providers", func(w http.ResponseWriter, r *http.Request) {
+		arn := r.URL.Query().Get("arn")
+		if arn == "" {
+			writeControl(w, http.StatusBadRequest, map[string]any{"error": "give the provider as ?arn=<arn>"})
+			return
+		}
+		if !e.RemoveOIDCProvider(arn) {
+			writeControl(w, http.StatusNotFound, map[string]any{"error": "no such OIDC provider: " + arn})
+			return
+		}
+		writeControl(w, http.StatusOK, map[string]any{"ok": true})
+	})
 	m.HandleFunc("GET "+p+"requests", func(w http.ResponseWriter, r *http.Request) {
 		recs := e.Requests()
 		if route := r.URL.Query().Get("route"); route != "" {
@@ -211,6 +240,9 @@ var controlRoutes = []string{
 	"POST   /_emulator/kms/secrets      new secret version: {name, value | base64, versionId?}",
 	"POST   /_emulator/oos/parameters   new parameter version: {name, value}",
 	"POST   /_emulator/sts/expire       expire every issued STS session",
+	"GET    /_emulator/sts/oidc-providers  registered OIDC providers (arn, issuer, kids)",
+	"POST   /_emulator/sts/oidc-providers  register or replace a verified OIDC provider: {arn, issuer, jwks} (jwks: JSON text or the key set object)",
+	"DELETE /_emulator/sts/oidc-providers  unregister one (?arn=<arn>): its tokens are again decoded unverified",
 	"GET    /_emulator/credentials-uri  credentials for ALIBABA_CLOUD_CREDENTIALS_URI (?role=<arn>)",
 }
 
@@ -239,13 +271,19 @@ func (e *Emulator) stateSummary() map[string]any {
 	for _, r := range e.roles {
 		roles = append(roles, r.ARN)
 	}
+	oidcARNs := []string{}
+	for _, p := range e.oidcProviders {
+		oidcARNs = append(oidcARNs, p.arn)
+	}
 	sort.Strings(keys)
 	sort.Strings(roles)
+	sort.Strings(oidcARNs)
 	return map[string]any{
 		"region": e.region, "accountId": e.account,
 		"secrets": secrets, "parameters": params, "accessKeys": keys, "roles": roles,
 		"imds":       map[string]any{"roleName": e.imds.roleName, "roleArn": e.imds.roleARN, "region": e.imds.region, "hardened": e.imds.hardened},
 		"sessionTTL": e.sessionTTL.String(), "activeSessions": len(e.sessions),
+		"oidcProviders": oidcARNs,
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package emulator is a local, in-process emulator of the Alibaba Cloud
 // services the provider talks to: KMS GetSecretValue (2016-01-20), OOS
 // GetSecretParameter (2019-06-01), STS AssumeRole and AssumeRoleWithOIDC
-// (2015-04-01), the ECS metadata service (100.100.100.200) and a
+// (2015-04-01; tokens are verified against registered OIDC providers, see
+// SetOIDCProvider), the ECS metadata service (100.100.100.200) and a
 // credentials-URI endpoint. It is faithful enough for the real Go SDKs
 // (kms-20160120/v3, oos-20190601/v4, credentials-go) to work unmodified:
 // it verifies ACS3-HMAC-SHA256 and v1 HMAC-SHA1 signatures, answers the
@@ -14,9 +15,9 @@
 // # What it owns
 //
 //   - State: AccessKeys, issued STS sessions, KMS secrets with versions and
-//     stages, OOS parameters with versions, RAM roles and their trust,
-//     per-principal allow/deny policies, the metadata identity. Seeded from
-//     YAML (ParseSeed, see Seed) or DemoSeed.
+//     stages, OOS parameters with versions, RAM roles and their trust, OIDC
+//     providers (issuer and JWKS), per-principal allow/deny policies, the
+//     metadata identity. Seeded from YAML (ParseSeed, see Seed) or DemoSeed.
 //   - Listeners on 127.0.0.1: a plain HTTP port (API, control API, and an
 //     HTTP forward proxy for 100.100.100.200 and for loopback targets) and a
 //     TLS port (same handlers; STS must be HTTPS because credentials-go
@@ -52,6 +53,9 @@
 //	POST   /_emulator/kms/secrets      new secret version {"name","value"} or {"name","base64"}
 //	POST   /_emulator/oos/parameters   new parameter version {"name","value"}
 //	POST   /_emulator/sts/expire       expire every issued STS session
+//	GET    /_emulator/sts/oidc-providers  registered OIDC providers (arn, issuer, kids)
+//	POST   /_emulator/sts/oidc-providers  register or replace a verified OIDC provider {"arn","issuer","jwks"}
+//	DELETE /_emulator/sts/oidc-providers  unregister one (?arn=<arn>)
 //	GET    /_emulator/credentials-uri  STS credentials for ALIBABA_CLOUD_CREDENTIALS_URI (?role=<arn>)
 //
 // Examples, with URL=http://127.0.0.1:PORT:
@@ -64,6 +68,7 @@
 //	curl -s -X POST $URL/_emulator/faults -d '{"route":"oos","resource":"test","kind":"latency","latency":"2s"}'
 //	curl -s -X POST $URL/_emulator/faults -d '{"route":"kms","kind":"error","status":503,"everyNth":2}'
 //	curl -s -X DELETE $URL/_emulator/faults
+//	curl -s -X POST $URL/_emulator/sts/oidc-providers -d '{"arn":"acs:ram::1234567890123456:oidc-provider/ack-rrsa-cdemo","issuer":"'"$ISSUER"'","jwks":'"$(kubectl get --raw /openid/v1/jwks)"'}'
 //	curl -s -X POST $URL/_emulator/down; curl -s -X POST $URL/_emulator/up
 //	curl -s -H 'X-aliyun-ecs-metadata-token: '"$(curl -s -X PUT -H 'X-aliyun-ecs-metadata-token-ttl-seconds: 60' $URL/latest/api/token)" $URL/latest/meta-data/region-id
 //
@@ -71,4 +76,19 @@
 // close, malformed, deny; scoped by route (kms, oos, sts, imds, uri),
 // action, resource glob and principal glob; one-shot (count), every Nth
 // (everyNth) or until cleared.
+//
+// # OIDC verification
+//
+// AssumeRoleWithOIDC with an OIDCProviderArn that has a registered provider
+// (Seed.OIDCProviders, SetOIDCProvider, POST /_emulator/sts/oidc-providers)
+// verifies the token like STS does: a JWS with alg RS256 or ES256 (none and
+// every other alg are refused), its kid naming a key of the provider's JWKS
+// (without a kid, any key may verify it), a valid signature, iss equal to
+// the provider's issuer, exp in the future, nbf (if present) not more than
+// 30s in the future, and aud containing sts.aliyuncs.com. A failure answers
+// 400 InvalidParameter.OIDCToken with a message naming the failed check
+// (never the token). The role's trust (oidcProviderArn, oidcSubjects,
+// oidcTokens) is checked after that. For provider ARNs without a registered
+// provider the token's claims are read without any signature check, so
+// FakeOIDCToken works.
 package emulator

@@ -51,9 +51,13 @@ import (
 //	    trustedRoles: []                  # role ARNs (globs) whose sessions may AssumeRole (chaining)
 //	    oidcProviderArn: acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1
 //	    oidcSubjects: ["system:serviceaccount:kube-system:*"]
-//	    oidcTokens: []                    # exact tokens accepted without decoding
+//	    oidcTokens: []                    # exact tokens accepted without decoding (verified first if the provider is registered)
 //	    maxSessionDuration: 1h
 //	    externalId: ""                    # when set, AssumeRole must pass it
+//	oidcProviders:                     # AssumeRoleWithOIDC tokens for these provider ARNs are verified
+//	  - arn: acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1
+//	    issuer: https://kubernetes.default.svc.cluster.local   # must equal the token's iss
+//	    jwks: '{"keys":[{"kty":"RSA","kid":"k1","n":"...","e":"AQAB"}]}'   # JSON text (or a mapping), e.g. /openid/v1/jwks
 //	policies:                          # per principal (AccessKey principal or role ARN)
 //	  app-user:
 //	    allow: {"kms:GetSecretValue": ["db-*"], "oos:GetSecretParameter": ["*"]}
@@ -75,6 +79,9 @@ type Seed struct {
 	Policies   map[string]Policy `json:"policies,omitempty"`
 	IMDS       *IMDSConfig       `json:"imds,omitempty"`
 	STS        STSConfig         `json:"sts,omitempty"`
+	// OIDCProviders are verified OIDC providers; see OIDCProvider. Tokens
+	// for provider ARNs not listed here are decoded without verification.
+	OIDCProviders []OIDCProvider `json:"oidcProviders,omitempty"`
 }
 
 // AccessKey is a long-lived RAM AccessKey pair.
@@ -322,6 +329,24 @@ func (s *Seed) Validate() error {
 		}
 	}
 
+	providers := map[string]bool{}
+	for i, p := range s.OIDCProviders {
+		f := fmt.Sprintf("oidcProviders[%d]", i)
+		if err := parseOIDCProviderARN(p.ARN); err != nil {
+			add(f+".arn", "%v", err)
+		}
+		if providers[strings.ToLower(p.ARN)] {
+			add(f+".arn", "duplicate OIDC provider %q", p.ARN)
+		}
+		providers[strings.ToLower(p.ARN)] = true
+		if p.Issuer == "" {
+			add(f+".issuer", "required")
+		}
+		if _, err := parseJWKS([]byte(p.JWKS)); err != nil {
+			add(f+".jwks", "%v", err)
+		}
+	}
+
 	for principal, p := range s.Policies {
 		f := fmt.Sprintf("policies[%q]", principal)
 		for _, m := range []struct {
@@ -548,6 +573,12 @@ func (e *Emulator) loadSeed(s *Seed) {
 	for _, r := range s.Roles {
 		account, name, _ := parseRoleARN(r.ARN)
 		e.roles[strings.ToLower(r.ARN)] = &roleState{Role: r, account: account, name: name}
+	}
+	e.oidcProviders = map[string]*oidcProvider{}
+	for _, p := range s.OIDCProviders {
+		if op, err := newOIDCProvider(p.ARN, p.Issuer, []byte(p.JWKS)); err == nil { // validated by New
+			e.oidcProviders[strings.ToLower(p.ARN)] = op
+		}
 	}
 	e.policies = map[string]Policy{}
 	for p, pol := range s.Policies {

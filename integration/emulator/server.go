@@ -70,6 +70,9 @@ type Emulator struct {
 	sessionTTL time.Duration
 	nonces     map[string]time.Time
 
+	// oidcProviders are the registered OIDC providers, by lower-case ARN.
+	oidcProviders map[string]*oidcProvider
+
 	faults   faultSet
 	counters counterSet
 	reqlog   requestLog

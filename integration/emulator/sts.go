@@ -224,9 +224,11 @@ func (e *Emulator) assumeRole(c *call, id *identity) (*roleState, *session, *api
 	return r, e.issueSession(r.ARN, name, "assume_role", id.AccessKeyID, dur), nil
 }
 
-// stsAssumeRoleWithOIDC implements STS AssumeRoleWithOIDC (unsigned). The
-// role must name the provider, and either list the exact token or trust
-// the token's sub claim. The JWT signature is not checked.
+// stsAssumeRoleWithOIDC implements STS AssumeRoleWithOIDC. When the
+// OIDCProviderArn is a registered provider (SetOIDCProvider), the token is
+// verified first (signature, iss, exp, nbf, aud); otherwise its claims are
+// decoded without checking the signature. Then the role must name the
+// provider, and either list the exact token or trust the token's sub claim.
 func (e *Emulator) stsAssumeRoleWithOIDC(c *call) {
 	r, sess, extra, apiErr := e.assumeRoleWithOIDC(c)
 	if apiErr != nil {
@@ -250,10 +252,18 @@ func (e *Emulator) assumeRoleWithOIDC(c *call) (*roleState, *session, map[string
 	if apiErr != nil {
 		return nil, nil, nil, apiErr
 	}
+	var claims jwtClaims
+	var decodeErr error
+	if p := e.oidcProviders[strings.ToLower(providerARN)]; p != nil {
+		if claims, apiErr = p.verify(token, time.Now()); apiErr != nil {
+			return nil, nil, nil, apiErr
+		}
+	} else {
+		claims, decodeErr = decodeJWTClaims(token)
+	}
 	if r.OIDCProviderARN == "" || !strings.EqualFold(r.OIDCProviderARN, providerARN) {
 		return nil, nil, nil, errf(http.StatusForbidden, "NoPermission", "You are not authorized to do this action: role %s does not trust OIDC provider %s.", r.ARN, providerARN)
 	}
-	claims, decodeErr := decodeJWTClaims(token)
 	exact := false
 	for _, t := range r.OIDCTokens {
 		if t == token {
@@ -342,7 +352,8 @@ func decodeJWTClaims(token string) (jwtClaims, error) {
 
 // FakeOIDCToken builds an unsigned JWT with the given subject, issuer and
 // lifetime, shaped like a Kubernetes service-account token. The emulator
-// decodes it without checking the signature.
+// decodes it without checking the signature, unless the provider ARN it is
+// presented with is registered (SetOIDCProvider): then it is refused.
 func FakeOIDCToken(subject, issuer string, ttl time.Duration) string {
 	if issuer == "" {
 		issuer = "https://oidc-ack-emulator.aliyuncs.com/cdemo"
