@@ -8,7 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -22,9 +22,23 @@ func SocketPath(dir string) string { return filepath.Join(dir, ProviderName+".so
 
 // Listen creates the provider socket with mode 0600. A stale socket left by
 // a crash is removed; a socket another live provider answers on is not.
-func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("provider volume %s: %w", filepath.Dir(path), err)
+//
+// The socket is bound inside a private 0700 directory next to path, set to
+// 0600 there, and only then linked to path: nobody else can reach it before
+// its mode is final, and the process umask (process-wide, so flipping it
+// races every other goroutine creating files) is never touched. chmod after
+// binding in place would leave a window in which the socket is at path with
+// the umask's mode, and a connection made then outlives the chmod. Linking
+// (not renaming) fails instead of replacing a socket another provider
+// created meanwhile.
+//
+// The listener's Close removes path only while it is still this socket
+// (same device and inode), so a provider stopping never deletes the socket
+// of the one that replaced it.
+func Listen(path string) (*Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("provider volume %s: %w", dir, err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -35,21 +49,87 @@ func Listen(path string) (net.Listener, error) {
 			_ = c.Close()
 			return nil, fmt.Errorf("%s: another provider is already serving on this socket", path)
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := removeIfSame(path, fi); err != nil {
 			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
 		}
 	}
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	private, err := os.MkdirTemp(dir, ".sock-")
+	if err != nil {
+		return nil, fmt.Errorf("provider volume %s: %w", dir, err)
+	}
+	defer func() { _ = os.RemoveAll(private) }()
+	tmp := filepath.Join(private, "s")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		_ = l.Close()
+	ul.SetUnlinkOnClose(false) // Close removes path, and only if it is ours
+	fail := func(err error) (*Listener, error) {
+		_ = ul.Close()
 		return nil, err
 	}
-	return l, nil
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail(err)
+	}
+	fi, err := os.Lstat(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fail(fmt.Errorf("%s: another provider created this socket while this one was starting", path))
+		}
+		// A filesystem without hard links: rename, which still never
+		// shows the socket at path with another mode.
+		if err := os.Rename(tmp, path); err != nil {
+			return fail(err)
+		}
+	}
+	return &Listener{UnixListener: ul, path: path, created: fi}, nil
+}
+
+// Listener is the provider socket's listener. Its Close removes the socket
+// file only while the file at the path is still the one it created.
+type Listener struct {
+	*net.UnixListener
+	path    string
+	created os.FileInfo
+	once    sync.Once
+}
+
+// Addr is the socket path (the listener was bound under a temporary name).
+func (l *Listener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+// Close removes the socket file if it is still this listener's, then closes
+// the listener. The file goes first, while the socket still answers: a
+// provider starting meanwhile sees a live socket and leaves it, so the file
+// cannot be replaced between the check and the removal.
+func (l *Listener) Close() error {
+	l.removeFile()
+	return l.UnixListener.Close()
+}
+
+func (l *Listener) removeFile() {
+	l.once.Do(func() { _ = removeIfSame(l.path, l.created) })
+}
+
+// removeIfSame removes path if it is the file fi describes (same device and
+// inode); a missing file is not an error.
+func removeIfSame(path string, fi os.FileInfo) error {
+	now, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, now) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // GRPCServer wraps the provider service, the gRPC health service and the
@@ -58,7 +138,7 @@ type GRPCServer struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	path   string
-	lis    net.Listener
+	lis    *Listener
 	log    *slog.Logger
 }
 
@@ -85,13 +165,14 @@ func NewGRPCServer(path string, srv *Server) (*GRPCServer, error) {
 func (g *GRPCServer) Path() string { return g.path }
 
 // Serve serves until ctx ends, then stops gracefully: in-flight Mounts
-// finish (up to grace), new ones are refused, and the socket is removed.
+// finish (up to grace), new ones are refused, and the socket is removed
+// unless another provider has replaced it.
 func (g *GRPCServer) Serve(ctx context.Context, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- g.GRPC.Serve(g.lis) }()
 	select {
 	case err := <-errc:
-		_ = os.Remove(g.path)
+		_ = g.lis.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -105,6 +186,8 @@ func (g *GRPCServer) Serve(ctx context.Context, grace time.Duration) error {
 		g.GRPC.Stop()
 	}
 	<-errc //nolint:errcheck // Serve has returned; its error after a stop is expected
-	_ = os.Remove(g.path)
+	// gRPC closed the listener, which removed the socket if it was still
+	// ours; a successor's socket at the same path stays.
+	_ = g.lis.Close()
 	return nil
 }

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/badinput"
@@ -360,4 +363,70 @@ func TestSecondProviderRefusesLiveSocket(t *testing.T) {
 	if _, err := os.Stat(p.sock); err != nil {
 		t.Fatal("the live socket was removed")
 	}
+}
+
+// The overlap of a rolling update: provider A drains an in-flight Mount
+// after SIGTERM while provider B starts on the same provider volume. A
+// exiting must leave B's socket, which keeps answering the driver; B
+// stopping removes its own socket.
+func TestStoppingProviderLeavesTheNextOnesSocket(t *testing.T) {
+	e := startEmulator(t, nil)
+	a := startProvider(t, e, providerConfig{})
+	e.SetFault(emulator.Fault{Route: "kms", Kind: emulator.FaultLatency, Latency: 8 * time.Second, Count: 1})
+	res := make(chan error, 1)
+	go func() {
+		_, err := a.mount(context.Background(), objects("- objectName: demo-db"), nil)
+		res <- err
+	}()
+	eventually(t, 20*time.Second, "the Mount never reached the emulator", func() bool {
+		fs := e.Faults()
+		return len(fs) == 0 || fs[0].Matched > 0
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "A kept its socket after SIGTERM", func() bool {
+		_, err := os.Lstat(a.sock)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	b := startProvider(t, e, providerConfig{dir: a.dir})
+	select {
+	case err := <-a.done:
+		a.done <- err
+		t.Fatalf("A exited (%v) before B served: the overlap was not reached", err)
+	default:
+	}
+
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("A's exit: %v", err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("A's in-flight Mount failed: %v", err)
+	}
+	if _, err := os.Lstat(b.sock); err != nil {
+		t.Fatalf("A's exit removed B's socket: %v", err)
+	}
+	if err := versionOnFreshConnection(b.sock); err != nil {
+		t.Fatalf("B's socket does not answer a new connection after A exited: %v", err)
+	}
+
+	if err := b.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("B's exit: %v", err)
+	}
+	if _, err := os.Lstat(b.sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("B left its socket behind: %v", err)
+	}
+}
+
+// versionOnFreshConnection dials path as the driver does and calls Version.
+func versionOnFreshConnection(path string) error {
+	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("localhost"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = v1alpha1.NewCSIDriverProviderClient(conn).Version(ctx, &v1alpha1.VersionRequest{Version: "v1alpha1"})
+	return err
 }
