@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -140,6 +139,7 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	}
 	mode, err := parseMode(req.GetPermission())
 	if err != nil {
+		outcome = "invalid"
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	spec, err := fetch.ParseParameters(attrs)
@@ -234,22 +234,33 @@ func parseJSONMap(field, s string) (map[string]string, error) {
 	return m, nil
 }
 
-// parseMode reads the request's permission (JSON of an os.FileMode, "420").
-// A missing or zero permission becomes 0644, never 0.
+// parseMode reads the request's permission: the JSON of an os.FileMode, a
+// decimal number such as "420" (0644), which is what the driver sends. A
+// missing permission becomes 0644. A value outside 1..0o777 or without any
+// permission bit is refused: masking it down or defaulting it would give the
+// files a mode nobody asked for.
 func parseMode(p string) (int32, error) {
 	p = strings.TrimSpace(p)
 	if p == "" || p == "null" {
 		return 0o644, nil
 	}
-	n, err := strconv.ParseUint(p, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("permission: %q is not a file mode number", p)
+	const fix = `send the file mode as a decimal number from 1 to 511 (0o1 to 0o777), e.g. "420" for 0644, as the Secrets Store CSI Driver does`
+	shown := p
+	if len(shown) > 24 {
+		shown = shown[:24] + "…"
 	}
-	m := os.FileMode(n).Perm()
-	if m == 0 {
-		return 0o644, nil
+	n, err := strconv.ParseUint(p, 10, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("permission: %q is out of range: %s", shown, fix)
+	case err != nil:
+		return 0, fmt.Errorf("permission: %q is not a file mode: %s", shown, fix)
+	case n == 0:
+		return 0, fmt.Errorf("permission: 0 has no permission bits, so nobody could read the files: %s", fix)
+	case n > 0o777:
+		return 0, fmt.Errorf("permission: %d (0o%o) is out of range: %s", n, n, fix)
 	}
-	return int32(m), nil //nolint:gosec // Perm() is at most 0o777
+	return int32(n), nil //nolint:gosec // at most 0o777
 }
 
 // identityCode is grpcCode for a failure to get an identity: what is not

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 )
 
 type countPanics struct{ n int }
@@ -39,7 +40,7 @@ func TestRecoverInterceptorTurnsPanicIntoInternal(t *testing.T) {
 }
 
 func TestParseModeAndMaps(t *testing.T) {
-	for in, want := range map[string]int32{"420": 0o644, "": 0o644, "0": 0o644, "256": 0o400, "33188": 0o644} {
+	for in, want := range map[string]int32{"420": 0o644, "": 0o644, "null": 0o644, " 420 ": 0o644, "256": 0o400, "511": 0o777, "1": 0o001} {
 		got, err := parseMode(in)
 		if err != nil || got != want {
 			t.Errorf("parseMode(%q) = %o, %v; want %o", in, got, err, want)
@@ -56,5 +57,59 @@ func TestParseModeAndMaps(t *testing.T) {
 	}
 	if _, err := parseJSONMap("secrets", `{"access_secret":"hunter2-abc"`); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("bad secrets JSON: %v", err)
+	}
+}
+
+// A permission out of range or without permission bits is refused, naming
+// the field and the fix, instead of becoming 0644 (or a mode made of its
+// low bits: "0644" is decimal 644, 0o1204).
+func TestParseModeRefusesOutOfRangeAndNoBits(t *testing.T) {
+	for in, want := range map[string]string{
+		"0":          "has no permission bits",
+		"512":        "is out of range",
+		"0644":       "is out of range",
+		"33188":      "is out of range",
+		"4096":       "is out of range",
+		"4294967296": "is out of range",
+		"-1":         "is not a file mode",
+		"rwx":        "is not a file mode",
+		"4.2e2":      "is not a file mode",
+	} {
+		got, err := parseMode(in)
+		if err == nil {
+			t.Errorf("parseMode(%q) = %o, want an error", in, got)
+			continue
+		}
+		for _, w := range []string{"permission", want, "420"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("parseMode(%q): %q lacks %q", in, err, w)
+			}
+		}
+	}
+	// A huge permission string is not echoed back whole.
+	_, err := parseMode(strings.Repeat("7", 100000))
+	if err == nil || len(err.Error()) > 400 {
+		t.Errorf("huge permission: %d-byte error", len(err.Error()))
+	}
+}
+
+type outcomes struct{ got []string }
+
+func (o *outcomes) Mount(outcome string, _ time.Duration) { o.got = append(o.got, outcome) }
+func (o *outcomes) Panic(string)                          {}
+
+// Through Mount, a bad permission is InvalidArgument and counted as an
+// invalid Mount, before any identity is resolved.
+func TestMountRefusesBadPermission(t *testing.T) {
+	obs := &outcomes{}
+	srv := &Server{Observer: obs} // no Identity: reaching it would panic
+	_, err := srv.Mount(context.Background(), &v1alpha1.MountRequest{
+		Attributes: `{"objects":"- objectName: db\n"}`, Secrets: "null", Permission: "0",
+	})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "permission") {
+		t.Fatalf("Mount with permission 0: %v", err)
+	}
+	if len(obs.got) != 1 || obs.got[0] != "invalid" {
+		t.Fatalf("outcomes %v, want [invalid]", obs.got)
 	}
 }

@@ -193,6 +193,11 @@ func TestBadInputsRefusedThroughSocket(t *testing.T) {
 		},
 		"secrets not JSON":   func() *mountRequestMod { return &mountRequestMod{secrets: "[1,2]"} },
 		"permission garbage": func() *mountRequestMod { return &mountRequestMod{perm: "rwx"} },
+		// Refused instead of becoming 0644, or a mode made of low bits.
+		"permission zero":           func() *mountRequestMod { return &mountRequestMod{perm: "0"} },
+		"permission out of range":   func() *mountRequestMod { return &mountRequestMod{perm: "512"} },
+		"permission octal digits":   func() *mountRequestMod { return &mountRequestMod{perm: "0644"} },
+		"permission with file type": func() *mountRequestMod { return &mountRequestMod{perm: "33188"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := req()
@@ -209,6 +214,9 @@ func TestBadInputsRefusedThroughSocket(t *testing.T) {
 			_, err := p.client.Mount(context.Background(), r)
 			if status.Code(err) != codes.InvalidArgument {
 				t.Fatalf("code %v: %v", status.Code(err), err)
+			}
+			if msg := status.Convert(err).Message(); m.perm != "" && (!strings.HasPrefix(msg, "permission: ") || !strings.Contains(msg, `"420" for 0644`)) {
+				t.Fatalf("the error does not name the field and the fix: %s", msg)
 			}
 		})
 	}
