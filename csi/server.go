@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
@@ -39,6 +41,10 @@ const (
 
 // MaxAttributesBytes bounds the attributes and secrets JSON of one Mount.
 const MaxAttributesBytes = 256 << 10
+
+// DefaultMaxResponseBytes is the largest MountResponse the Secrets Store CSI
+// Driver accepts by default: its --max-call-recv-msg-size, 4 MiB.
+const DefaultMaxResponseBytes = 4 << 20
 
 // IdentityResolver picks the identity of a Mount (auth.Resolver).
 type IdentityResolver interface {
@@ -67,6 +73,18 @@ type Server struct {
 	RuntimeVersion string
 	// Policy, when set, is asked before any upstream call.
 	Policy Policy
+	// MaxResponseBytes is the largest encoded MountResponse served (serve's
+	// --max-response-bytes, the driver's --max-call-recv-msg-size); a larger
+	// one is refused here with the files to blame, not by the driver's gRPC
+	// client with a bare ResourceExhausted. 0: DefaultMaxResponseBytes.
+	MaxResponseBytes int
+}
+
+func (s *Server) maxResponseBytes() int {
+	if s.MaxResponseBytes <= 0 {
+		return DefaultMaxResponseBytes
+	}
+	return s.MaxResponseBytes
 }
 
 // Policy decides whether a pod may mount an object (auth's namespace policy).
@@ -197,8 +215,44 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		resp.Files = append(resp.Files, &v1alpha1.File{Path: f.Path, Mode: mode, Contents: f.Data.Reveal()})
 		resp.ObjectVersion = append(resp.ObjectVersion, &v1alpha1.ObjectVersion{Id: f.ID, Version: f.Version})
 	}
+	// The driver's gRPC client measures the encoded message, so this does.
+	if n, limit := proto.Size(resp), s.maxResponseBytes(); n > limit {
+		outcome = "too-large"
+		return nil, status.Error(codes.ResourceExhausted, tooLarge(files, n, limit))
+	}
 	outcome = "success"
 	return resp, nil
+}
+
+// tooLarge explains a response over the limit: the largest files by path
+// and size (never their contents), the total, and the flags to raise.
+func tooLarge(files []fetch.File, n, limit int) string {
+	type sized struct {
+		path string
+		size int
+	}
+	all := make([]sized, len(files))
+	total := 0
+	for i, f := range files {
+		all[i] = sized{f.Path, len(f.Data)}
+		total += len(f.Data)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].size > all[j].size })
+	const shown = 5
+	var largest []string
+	for i, f := range all {
+		if i == shown {
+			largest = append(largest, fmt.Sprintf("and %d more", len(all)-shown))
+			break
+		}
+		largest = append(largest, fmt.Sprintf("%q %d bytes", f.path, f.size))
+	}
+	mib := func(b int) string { return fmt.Sprintf("%d bytes (%.1f MiB)", b, float64(b)/(1<<20)) }
+	return fmt.Sprintf("the response is %s, over the %s the driver accepts: %d files hold %d bytes; largest %s. "+
+		"Mount fewer or smaller objects, or raise the secrets-store-csi-driver's --max-call-recv-msg-size "+
+		"(chart value secrets-store-csi-driver.maxCallRecvMsgSize) and this provider's --max-response-bytes to the same value; "+
+		"a class that syncs a Kubernetes Secret must stay under 1 MiB either way",
+		mib(n), mib(limit), len(files), total, strings.Join(largest, ", "))
 }
 
 func summarize(rs []fetch.ObjectResult) string {

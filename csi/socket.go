@@ -151,7 +151,7 @@ func NewGRPCServer(path string, srv *Server) (*GRPCServer, error) {
 	g := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(RecoverInterceptor(srv.log(), srv.obs())),
 		grpc.MaxRecvMsgSize(4<<20),
-		grpc.MaxSendMsgSize(64<<20),
+		grpc.MaxSendMsgSize(max(64<<20, srv.maxResponseBytes())),
 	)
 	v1alpha1.RegisterCSIDriverProviderServer(g, srv)
 	h := health.NewServer()

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -437,4 +438,52 @@ func versionOnFreshConnection(path string) error {
 	defer cancel()
 	_, err = v1alpha1.NewCSIDriverProviderClient(conn).Version(ctx, &v1alpha1.VersionRequest{Version: "v1alpha1"})
 	return err
+}
+
+// A Mount whose response would be over the driver's default 4 MiB
+// (--max-call-recv-msg-size) is refused by the provider, naming the largest
+// files, their sizes, the total and the flags to raise, and counted as a
+// failed Mount; with both limits raised it is served.
+func TestOversizeResponseNamesFilesAndFlags(t *testing.T) {
+	seed := emulator.DemoSeed()
+	bigA := strings.Repeat("big-value-A-", 2621440/12) // 2.5 MiB
+	bigB := strings.Repeat("big-value-B-", 2097152/12) // 2 MiB
+	seed.Secrets = append(seed.Secrets, emulator.Secret{Name: "big-a", Value: bigA}, emulator.Secret{Name: "big-b", Value: bigB})
+	e := startEmulator(t, seed)
+	p := startOps(t, e, providerConfig{})
+	params := objects("- objectName: big-a", "- objectName: big-b", "- objectName: demo-db")
+	var err error
+	d := p.step(t, func() { _, err = p.mount(context.Background(), params, nil) })
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("code %v, want ResourceExhausted: %v", status.Code(err), err)
+	}
+	msg := status.Convert(err).Message()
+	for _, want := range []string{
+		"over the 4194304 bytes (4.0 MiB)",
+		fmt.Sprintf(`largest "big-a" %d bytes, "big-b" %d bytes`, len(bigA), len(bigB)),
+		"3 files hold",
+		"--max-call-recv-msg-size", "secrets-store-csi-driver.maxCallRecvMsgSize", "--max-response-bytes",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error lacks %q:\n%s", want, msg)
+		}
+	}
+	d.want(t, 1, "alibabacloud_provider_mount_requests_total", "outcome", "too-large")
+	d.want(t, 0, "alibabacloud_provider_mount_requests_total", "outcome", "success")
+	if !strings.Contains(p.logs.String(), "outcome=too-large") {
+		t.Errorf("the refusal is not logged as a failed Mount:\n%s", p.logs.String())
+	}
+
+	// The driver raised to 8 MiB, and the provider with it: served whole.
+	q := startProvider(t, e, providerConfig{args: []string{"--max-response-bytes", "8388608"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := q.client.Mount(ctx, mountReq(params, nil, defaultPod), grpc.MaxCallRecvMsgSize(8<<20))
+	if err != nil {
+		t.Fatalf("Mount with both limits at 8 MiB: %v", err)
+	}
+	files := writeLikeDriver(t, resp)
+	if len(files["big-a"].data) != len(bigA) || len(files["big-b"].data) != len(bigB) {
+		t.Fatalf("the driver wrote %d and %d bytes", len(files["big-a"].data), len(files["big-b"].data))
+	}
 }

@@ -84,7 +84,7 @@ var (
 
 // mountOutcomes are the outcomes csi.Server reports; they are exported at 0
 // from the start so rate() and ratios work before the first failure.
-var mountOutcomes = []string{"success", "invalid", "denied", "identity", "fetch", "error"}
+var mountOutcomes = []string{"success", "invalid", "denied", "identity", "fetch", "too-large", "error"}
 
 // New builds the families on a fresh registry.
 func New(o Options) *Metrics {
@@ -100,7 +100,7 @@ func New(o Options) *Metrics {
 		objectLabels: o.ObjectLabels,
 		mountRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("mount_requests_total"),
-			Help: "Mount requests from the Secrets Store CSI Driver, by outcome: success, invalid (bad parameters), denied (namespace policy), identity (credentials), fetch (an object failed), error (anything else).",
+			Help: "Mount requests from the Secrets Store CSI Driver, by outcome: success, invalid (bad parameters), denied (namespace policy), identity (credentials), fetch (an object failed), too-large (the response would exceed --max-response-bytes, the driver's limit), error (anything else).",
 		}, []string{"outcome"}),
 		mountDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    name("mount_duration_seconds"),

@@ -117,7 +117,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version}
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version, MaxResponseBytes: do.maxResponse}
 	g, err := csi.NewGRPCServer(csi.SocketPath(do.providerVolume), srv)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ type serveOptions struct {
 	options
 	providerVolume string
 	grace          time.Duration
+	maxResponse    int
 
 	// Operations endpoints (registerOps): serve and doctor only.
 	metricsAddr         string
@@ -33,6 +34,7 @@ func (s *serveOptions) register(flags *flag.FlagSet) {
 	s.options.register(flags)
 	flags.StringVar(&s.providerVolume, "provider-volume", defaultProviderVolume, "directory of the provider socket (alibabacloud.sock); the driver's --provider-volume")
 	flags.DurationVar(&s.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight Mounts may take to finish")
+	flags.IntVar(&s.maxResponse, "max-response-bytes", csi.DefaultMaxResponseBytes, "largest Mount response served, in bytes; a larger one is refused naming its largest files. Set it to the driver's --max-call-recv-msg-size (chart: secrets-store-csi-driver.maxCallRecvMsgSize)")
 }
 
 // registerOps adds the metrics and health flags (not registered by dev,
@@ -54,6 +56,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if flags.NArg() > 0 {
 		return usageError{fmt.Errorf("serve takes no arguments, got %q", flags.Args())}
+	}
+	if so.maxResponse <= 0 {
+		return usageError{fmt.Errorf("--max-response-bytes %d: give the driver's --max-call-recv-msg-size (%d by default)", so.maxResponse, csi.DefaultMaxResponseBytes)}
 	}
 	var classes []*fs.Class
 	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
@@ -84,7 +89,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ops.shutdown()
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, Observer: mx, RuntimeVersion: version}
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, Observer: mx, RuntimeVersion: version, MaxResponseBytes: so.maxResponse}
 	g, err := csi.NewGRPCServer(csi.SocketPath(so.providerVolume), srv)
 	if err != nil {
 		return err
