@@ -2,7 +2,7 @@
 # Prepares the binaries controller-runtime's envtest needs for the tests in
 # integration/driver, in <repo>/.tools/k8s-assets (ignored by git):
 #   etcd            from Debian (hack/k8s/install-etcd.sh)
-#   kube-apiserver  built from the Go module proxy (hack/k8s/build-kube-apiserver.sh)
+#   kube-apiserver  built from the Go module proxy (hack/k8s/build-kube.sh; with kubelet and the rest of the one-node cluster, in one build)
 #   kubectl         linked when one is on PATH (envtest does not need it; the
 #                   tests do not use it)
 # Point envtest at the folder with KUBEBUILDER_ASSETS; the tests default to it.
@@ -13,7 +13,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 assets="${repo}/.tools/k8s-assets"
 
 bash "${repo}/hack/k8s/install-etcd.sh"
-bash "${repo}/hack/k8s/build-kube-apiserver.sh"
+bash "${repo}/hack/k8s/build-kube.sh" all
 
 mkdir -p "${assets}"
 ln -sfn "$(command -v etcd)" "${assets}/etcd"
