@@ -10,9 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gocache "github.com/patrickmn/go-cache"
-	"golang.org/x/sync/singleflight"
 )
 
 // Key identifies one cached upstream value. Identity is the credential's
@@ -100,7 +97,7 @@ type CacheOptions struct {
 	IdleEvict time.Duration
 	// FetchTimeout bounds one upstream fetch, retries included (30s).
 	// Callers stop waiting at their own deadline; the fetch goes on and
-	// fills the cache for the next caller.
+	// fills the cache for the next caller, unless Run's context ends first.
 	FetchTimeout time.Duration
 	// RetryFailedAfter is how soon after a failed refresh another is tried
 	// (min(TTL/4, 30s)); meanwhile reads of an expired entry get the stale
@@ -146,88 +143,129 @@ func (o *CacheOptions) defaults() {
 // Cache is the ONE node-wide cache. Misses for the same key coalesce into
 // one upstream call; entries read recently are refreshed before they expire;
 // a failing upstream is ridden out with the last good value up to MaxStale.
+//
+// The cache owns every goroutine it starts (detached fetches, refresh-ahead):
+// each runs under the cache's lifetime, which Run ends, and Run returns only
+// after the last of them has.
 type Cache struct {
-	opts  CacheOptions
-	items *gocache.Cache // key id -> *record, sliding idle expiry
-	sf    singleflight.Group
+	opts CacheOptions
+
+	mu    sync.RWMutex // a hit takes only the read lock
+	items map[string]*record
+
+	flMu    sync.Mutex
+	flights map[string]*flight // by key id: the one upstream fetch in progress
 
 	subMu sync.Mutex
 	subs  map[int]func(Event)
 	subN  int
 
-	refreshing sync.WaitGroup
+	life  context.Context // ends when Run's context does
+	end   context.CancelFunc
+	goMu  sync.Mutex
+	ended bool           // Run has returned: start no more goroutines
+	wg    sync.WaitGroup // every goroutine the cache started
+
+	refreshing sync.WaitGroup // refresh-ahead goroutines (RefreshNow)
 }
 
 type record struct {
 	key      Key
 	entry    atomic.Pointer[Entry]
-	lastRead atomic.Int64 // unix nanos
+	fetch    atomic.Pointer[FetchFunc] // latest caller's, so refreshes use fresh credentials
+	lastRead atomic.Int64              // unix nanos of opts.Now
 	pins     atomic.Int32
 	busy     atomic.Bool // a background refresh is running
 
 	mu        sync.Mutex
-	fetch     FetchFunc // latest caller's, so refreshes use fresh credentials
 	lastErr   error
 	lastErrAt time.Time
 	failing   bool
 }
 
 func (r *record) fetchFn() FetchFunc {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.fetch
+	if p := r.fetch.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
-// NewCache returns a cache; call Run to start its refresher.
+// NewCache returns a cache; call Run to start its refresher and to end its
+// goroutines.
 func NewCache(opts CacheOptions) *Cache {
 	opts.defaults()
-	c := &Cache{opts: opts, subs: map[int]func(Event){}}
-	c.items = gocache.New(opts.IdleEvict, max(opts.IdleEvict/4, 50*time.Millisecond))
-	c.items.OnEvicted(func(string, any) { c.opts.Observer.CacheEvicted() })
+	c := &Cache{opts: opts, items: map[string]*record{}, flights: map[string]*flight{}, subs: map[int]func(Event){}}
+	c.life, c.end = context.WithCancel(context.Background())
 	return c
+}
+
+// spawn runs fn on a goroutine the cache owns, which Run waits for. Once Run
+// has returned it starts nothing and reports false.
+func (c *Cache) spawn(fn func()) bool {
+	c.goMu.Lock()
+	defer c.goMu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // TTL is the configured time to live.
 func (c *Cache) TTL() time.Duration { return c.opts.TTL }
 
 // Len is the number of entries.
-func (c *Cache) Len() int { return c.items.ItemCount() }
-
-func (c *Cache) lookup(k Key) *record {
-	if v, ok := c.items.Get(k.id()); ok {
-		return v.(*record)
-	}
-	return nil
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.items)
 }
 
-// record returns the record for k, creating it; fetch replaces the stored
-// fetch function so background refreshes use the newest credential.
+func (c *Cache) lookup(k Key) *record {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.items[k.id()]
+}
+
+// record returns the record for k, creating it; a non-nil fetch replaces the
+// stored fetch function so background refreshes use the newest credential.
 func (c *Cache) record(k Key, fetch FetchFunc) *record {
 	id := k.id()
-	if v, ok := c.items.Get(id); ok {
-		r := v.(*record)
-		if fetch != nil {
-			r.mu.Lock()
-			r.fetch = fetch
-			r.mu.Unlock()
+	c.mu.RLock()
+	r := c.items[id]
+	c.mu.RUnlock()
+	if r == nil {
+		c.mu.Lock()
+		if r = c.items[id]; r == nil {
+			r = &record{key: k}
+			// Born read: the sweep does not take a new record for idle.
+			r.lastRead.Store(c.opts.Now().UnixNano())
+			c.items[id] = r
 		}
-		return r
+		c.mu.Unlock()
 	}
-	r := &record{key: k, fetch: fetch}
-	if err := c.items.Add(id, r, gocache.DefaultExpiration); err != nil {
-		// Lost a race: use the winner's record.
-		if v, ok := c.items.Get(id); ok {
-			return c.record(v.(*record).key, fetch)
-		}
-		c.items.Set(id, r, gocache.DefaultExpiration)
+	if fetch != nil {
+		r.fetch.Store(&fetch)
 	}
 	return r
 }
 
-func (c *Cache) touch(r *record) {
-	r.lastRead.Store(c.opts.Now().UnixNano())
-	// Slide the idle expiry.
-	c.items.Set(r.key.id(), r, gocache.DefaultExpiration)
+// drop removes r, unless another record has taken its key since.
+func (c *Cache) drop(r *record) {
+	id := r.key.id()
+	c.mu.Lock()
+	gone := c.items[id] == r
+	if gone {
+		delete(c.items, id)
+	}
+	c.mu.Unlock()
+	if gone {
+		c.opts.Observer.CacheEvicted()
+	}
 }
 
 // Get returns the value for k, fetching it with fetch when it is missing or
@@ -235,8 +273,8 @@ func (c *Cache) touch(r *record) {
 // cache.
 func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcome, error) {
 	r := c.record(k, fetch)
-	c.touch(r)
 	now := c.opts.Now()
+	r.lastRead.Store(now.UnixNano())
 	e := r.entry.Load()
 	if e != nil {
 		age := now.Sub(e.FetchedAt)
@@ -257,7 +295,7 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeHit)
 			return e, OutcomeHit, nil
 		}
-		ne, _, err := c.load(ctx, r)
+		ne, _, err := c.load(ctx, r, e)
 		if err == nil {
 			c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeRefreshed)
 			return ne, OutcomeRefreshed, nil
@@ -268,7 +306,7 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 		}
 		return c.staleOr(k, e, age, err)
 	}
-	ne, shared, err := c.load(ctx, r)
+	ne, shared, err := c.load(ctx, r, nil)
 	if err != nil {
 		// A caller that gave up leaves the record: its fetch goes on and
 		// fills the cache. A fetch that failed drops it (publish), so names
@@ -333,30 +371,77 @@ func (c *Cache) recentFailure(r *record, now time.Time) (error, bool) {
 	return nil, false
 }
 
-// load runs one coalesced upstream fetch for r and waits for it or for ctx.
-// shared reports that another caller's fetch answered this one.
-func (c *Cache) load(ctx context.Context, r *record) (*Entry, bool, error) {
-	launched := false // set only by this caller's own fetch, read after it returns
-	ch := c.sf.DoChan(r.key.id(), func() (any, error) {
-		launched = true
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FetchTimeout)
-		defer cancel()
-		fn := r.fetchFn()
-		if fn == nil {
-			return nil, errors.New("no fetch function for this entry")
-		}
-		res, err := fn(fctx)
-		return c.publish(r, res, err)
-	})
+// flight is one upstream fetch of a key; every caller that needs the key
+// meanwhile waits for it instead of fetching again. e and err are set
+// before done is closed.
+type flight struct {
+	done chan struct{}
+	e    *Entry
+	err  error
+}
+
+// load waits for r's one upstream fetch, starting it if none is in flight,
+// or for ctx. seen is the entry the caller found (nil for none). shared
+// reports that another caller's fetch answered this one. The fetch runs on a
+// goroutine of the cache, under the cache's lifetime rather than ctx: a
+// caller that gives up leaves it to fill the cache for the next one. Once
+// Run has returned, the fetch runs in line under ctx instead.
+func (c *Cache) load(ctx context.Context, r *record, seen *Entry) (*Entry, bool, error) {
+	f, leader := c.begin(r, seen)
+	if leader && !c.spawn(func() { c.fly(c.life, r, f) }) {
+		c.fly(ctx, r, f)
+	}
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, !launched, res.Err
+	case <-f.done:
+		if f.err != nil {
+			return nil, !leader, f.err
 		}
-		return res.Val.(*Entry), !launched, nil
+		return f.e, !leader, nil
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
+}
+
+// begin joins r's fetch in flight, or registers a new one that the caller
+// must run (leader). When a fetch has published a new entry since the caller
+// read seen, it returns that entry as a finished flight instead of fetching
+// again. The check is under the same lock that ends a flight, after its
+// result is published, so a caller never fetches again what it just missed.
+func (c *Cache) begin(r *record, seen *Entry) (f *flight, leader bool) {
+	id := r.key.id()
+	c.flMu.Lock()
+	defer c.flMu.Unlock()
+	if f = c.flights[id]; f != nil {
+		return f, false
+	}
+	if e := r.entry.Load(); e != nil && e != seen {
+		f = &flight{done: make(chan struct{}), e: e}
+		close(f.done)
+		return f, false
+	}
+	f = &flight{done: make(chan struct{})}
+	c.flights[id] = f
+	return f, true
+}
+
+// fly runs the leader's fetch of r under base and FetchTimeout, publishes
+// the result, and ends the flight.
+func (c *Cache) fly(base context.Context, r *record, f *flight) {
+	defer func() {
+		c.flMu.Lock()
+		delete(c.flights, r.key.id())
+		c.flMu.Unlock()
+		close(f.done)
+	}()
+	fctx, cancel := context.WithTimeout(base, c.opts.FetchTimeout)
+	defer cancel()
+	fn := r.fetchFn()
+	if fn == nil {
+		f.err = errors.New("no fetch function for this entry")
+		return
+	}
+	res, err := fn(fctx)
+	f.e, f.err = c.publish(r, res, err)
 }
 
 // publish stores a fetch result and, after the store and with no lock held,
@@ -373,7 +458,7 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 			revoked = r.entry.Swap(nil)
 		}
 		if r.entry.Load() == nil && r.pins.Load() == 0 {
-			c.items.Delete(r.key.id())
+			c.drop(r)
 		}
 		switch {
 		case revoked != nil:
@@ -454,10 +539,17 @@ func (c *Cache) Peek(k Key) (*Entry, bool) {
 // (the FUSE view pins what it shows, since kernel-cached reads never reach
 // the cache). fetch is used for refreshes until a Get brings a newer one.
 func (c *Cache) Pin(k Key, fetch FetchFunc) (unpin func()) {
-	r := c.record(k, fetch)
-	r.pins.Add(1)
-	var once sync.Once
-	return func() { once.Do(func() { r.pins.Add(-1) }) }
+	for {
+		r := c.record(k, fetch)
+		r.pins.Add(1)
+		// The sweep evicts only unpinned records, under the write lock: a
+		// record still in the map now stays there while pinned.
+		if c.lookup(k) == r {
+			var once sync.Once
+			return func() { once.Do(func() { r.pins.Add(-1) }) }
+		}
+		r.pins.Add(-1)
+	}
 }
 
 // Status is the non-secret state of an entry (the FUSE .status file, doctor).
@@ -489,38 +581,56 @@ func (c *Cache) Status(k Key) (Status, bool) {
 	return s, true
 }
 
-// Run refreshes recently read and pinned entries shortly before they expire,
-// until ctx ends; then it waits for refreshes in flight.
+// Run refreshes recently read and pinned entries shortly before they
+// expire, and evicts entries idle for IdleEvict, until ctx ends. Then it
+// ends every goroutine the cache started (refreshes and fetches in flight are
+// canceled) and returns once they have all returned. Call it once; after it
+// returns, the cache still answers, fetching in line under each caller's
+// context.
 func (c *Cache) Run(ctx context.Context) {
+	defer c.stop()
 	tick := min(max(c.opts.TTL/20, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	defer c.refreshing.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.sweep(ctx)
+			c.sweep()
 		}
 	}
 }
 
-// sweep starts the refreshes that are due; exported for tests via RefreshNow.
-func (c *Cache) sweep(ctx context.Context) {
+// stop ends the cache's lifetime and waits for its goroutines.
+func (c *Cache) stop() {
+	c.goMu.Lock()
+	c.ended = true
+	c.goMu.Unlock()
+	c.end()
+	c.wg.Wait()
+}
+
+// sweep evicts idle entries and starts the refreshes that are due.
+func (c *Cache) sweep() {
 	now := c.opts.Now()
-	items := c.items.Items()
-	c.opts.Observer.CacheEntries(len(items))
-	for id, it := range items {
-		r := it.Object.(*record)
+	c.mu.RLock()
+	recs := make([]*record, 0, len(c.items))
+	for _, r := range c.items {
+		recs = append(recs, r)
+	}
+	c.mu.RUnlock()
+	c.opts.Observer.CacheEntries(len(recs))
+	for _, r := range recs {
 		pinned := r.pins.Load() > 0
-		if pinned {
-			c.items.Set(id, r, gocache.DefaultExpiration) // pinned entries never idle out
+		recent := now.Sub(time.Unix(0, r.lastRead.Load())) < c.opts.IdleEvict
+		if !recent && !pinned {
+			c.evictIdle(r)
+			continue
 		}
 		e := r.entry.Load()
-		recent := now.Sub(time.Unix(0, r.lastRead.Load())) < c.opts.IdleEvict
 		due := e == nil || now.Sub(e.FetchedAt) >= time.Duration(float64(c.opts.TTL)*c.opts.RefreshAt)
-		if !due || (!recent && !pinned) {
+		if !due {
 			continue
 		}
 		if _, recentFail := c.recentFailure(r, now); recentFail {
@@ -529,17 +639,41 @@ func (c *Cache) sweep(ctx context.Context) {
 		if !r.busy.CompareAndSwap(false, true) {
 			continue
 		}
+		seen := e
 		c.refreshing.Add(1)
-		go func() {
+		started := c.spawn(func() {
 			defer c.refreshing.Done()
 			defer r.busy.Store(false)
-			_, _, _ = c.load(ctx, r)
-		}()
+			if f, leader := c.begin(r, seen); leader {
+				c.fly(c.life, r, f)
+			}
+		})
+		if !started {
+			r.busy.Store(false)
+			c.refreshing.Done()
+		}
 	}
 }
 
-// RefreshNow runs one refresher pass at once (tests, dev).
-func (c *Cache) RefreshNow(ctx context.Context) {
-	c.sweep(ctx)
+// evictIdle drops r if it is still unpinned and unread for IdleEvict,
+// checked again under the write lock (Pin and Get may have raced the sweep).
+func (c *Cache) evictIdle(r *record) {
+	id := r.key.id()
+	c.mu.Lock()
+	idle := c.items[id] == r && r.pins.Load() == 0 && !r.busy.Load() &&
+		c.opts.Now().Sub(time.Unix(0, r.lastRead.Load())) >= c.opts.IdleEvict
+	if idle {
+		delete(c.items, id)
+	}
+	c.mu.Unlock()
+	if idle {
+		c.opts.Observer.CacheEvicted()
+	}
+}
+
+// RefreshNow runs one refresher pass at once and waits for the refreshes it
+// started (tests, dev). After Run has returned it refreshes nothing.
+func (c *Cache) RefreshNow() {
+	c.sweep()
 	c.refreshing.Wait()
 }

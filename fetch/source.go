@@ -16,9 +16,9 @@ import (
 	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
 	kms "github.com/alibabacloud-go/kms-20160120/v3/client"
 	oos "github.com/alibabacloud-go/oos-20190601/v4/client"
-	util "github.com/alibabacloud-go/tea-utils/v2/service"
 	"github.com/alibabacloud-go/tea/dara"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
@@ -201,6 +201,18 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	return c, nil
 }
 
+// Close drops every SDK client and closes their idle connections, so no
+// connection of theirs outlives the provider's shutdown (serve calls it once
+// the cache has stopped). A later Get builds new clients.
+func (s *SDKSource) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.clients {
+		c.http.c.CloseIdleConnections()
+		delete(s.clients, k)
+	}
+}
+
 // clientIdle is how long an SDK client may go unused before it is dropped;
 // maxClients bounds them (the least recently used goes first), since
 // kmsEndpoint values come from untrusted attributes.
@@ -263,48 +275,34 @@ func actionOf(t ObjectType) string {
 }
 
 func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
-	req := &kms.GetSecretValueRequest{SecretName: dara.String(t.Name)}
+	// The KMS client has no context-aware GetSecretValue: build the same
+	// request as GetSecretValueWithOptions and send it through the
+	// context-aware CallApiWithCtx (which also takes the signature-v4 path
+	// when the client is set so). The call ends with ctx: nothing is left
+	// running aside.
+	query := map[string]any{"SecretName": dara.String(t.Name)}
 	if t.Version != "" {
-		req.VersionId = dara.String(t.Version)
+		query["VersionId"] = dara.String(t.Version)
 	}
 	if t.VersionLabel != "" {
-		req.VersionStage = dara.String(t.VersionLabel)
+		query["VersionStage"] = dara.String(t.VersionLabel)
 	}
-	rt := &util.RuntimeOptions{}
-	// The KMS client has no context-aware call: run it aside and stop
-	// waiting when the caller's context ends. Our HTTP client's timeouts
-	// (connect + read, the SDK's own are bypassed with a custom client)
-	// bound the abandoned call.
-	type out struct {
-		r   *kms.GetSecretValueResponse
-		err error
+	req := &openapi.OpenApiRequest{Query: openapiutil.Query(query)}
+	body, err := c.kms.CallApiWithCtx(ctx, kmsGetSecretValue, req, &dara.RuntimeOptions{})
+	if err != nil {
+		return Result{}, err
 	}
-	ch := make(chan out, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				ch <- out{nil, sdkPanic(TypeKMS, p)}
-			}
-		}()
-		r, err := c.kms.GetSecretValueWithOptions(req, rt)
-		ch <- out{r, err}
-	}()
-	var o out
-	select {
-	case o = <-ch:
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	r := &kms.GetSecretValueResponse{}
+	if err := dara.Convert(body, &r); err != nil {
+		return Result{}, err
 	}
-	if o.err != nil {
-		return Result{}, o.err
-	}
-	if o.r != nil && (o.r.StatusCode == nil || *o.r.StatusCode/100 != 2) {
+	if r.StatusCode == nil || *r.StatusCode/100 != 2 {
 		return Result{}, malformed(TypeKMS, "a non-2xx status without an error body")
 	}
-	if o.r == nil || o.r.Body == nil || o.r.Body.SecretData == nil || o.r.Body.VersionId == nil || *o.r.Body.VersionId == "" {
+	if r.Body == nil || r.Body.SecretData == nil || r.Body.VersionId == nil || *r.Body.VersionId == "" {
 		return Result{}, malformed(TypeKMS, "SecretData or VersionId missing")
 	}
-	b := o.r.Body
+	b := r.Body
 	data := []byte(*b.SecretData)
 	if strings.EqualFold(dara.StringValue(b.SecretDataType), "binary") {
 		dec, err := base64.StdEncoding.DecodeString(*b.SecretData)
@@ -314,6 +312,20 @@ func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result,
 		data = dec
 	}
 	return Result{Data: Bytes(data), Version: *b.VersionId}, nil
+}
+
+// kmsGetSecretValue is the KMS client's own description of GetSecretValue
+// (kms-20160120 GetSecretValueWithOptions).
+var kmsGetSecretValue = &openapi.Params{
+	Action:      dara.String("GetSecretValue"),
+	Version:     dara.String("2016-01-20"),
+	Protocol:    dara.String("HTTPS"),
+	Pathname:    dara.String("/"),
+	Method:      dara.String("POST"),
+	AuthType:    dara.String("AK"),
+	Style:       dara.String("RPC"),
+	ReqBodyType: dara.String("formData"),
+	BodyType:    dara.String("json"),
 }
 
 func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result, error) {

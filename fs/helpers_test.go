@@ -256,7 +256,7 @@ func (e *env) read(p ...string) string {
 // refresh makes every entry due and runs one refresher pass.
 func (e *env) refresh() {
 	e.clock.Advance(testTTL)
-	e.cache.RefreshNow(context.Background())
+	e.cache.RefreshNow()
 }
 
 // eventually polls cond for up to d.

@@ -51,11 +51,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the provider:", err)
 		os.Exit(1)
 	}
-	opts := []goleak.Option{goleak.IgnoreCurrent(),
-		// go-cache's janitor ends when its cache is garbage collected
-		// (a finalizer), not when a test ends: the in-process benchmarks
-		// leave unreachable caches behind on purpose.
-		goleak.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run")}
+	opts := []goleak.Option{goleak.IgnoreCurrent()}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	// Goroutine-leak check over the whole end-to-end suite: every

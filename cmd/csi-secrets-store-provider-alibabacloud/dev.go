@@ -122,9 +122,10 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopCache := st.runCache() // deferred first: runs after the server has drained
+	defer stopCache()
 	sctx, stopServe := context.WithCancel(context.Background())
 	serveDone := make(chan error, 1)
-	go st.cache.Run(sctx)
 	go func() { serveDone <- g.Serve(sctx, do.grace) }()
 	defer func() { stopServe(); <-serveDone }() //nolint:errcheck // the serve error after a stop is expected
 

@@ -128,9 +128,8 @@ func runMount(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ops.shutdown()
-	cctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go st.cache.Run(cctx)
+	stopCache := st.runCache() // after Serve has closed the view
+	defer stopCache()
 
 	srv, err := mountView(ctx, st, log, classes, &mo.view, mx)
 	if err != nil {
@@ -162,8 +161,8 @@ func runMount(ctx context.Context, args []string) error {
 }
 
 // mountView mounts the FUSE view of classes with the stack's cache and the
-// provider's own identity. The caller runs st.cache.Run and calls Close (or
-// Serve) on the result; obs may be nil. dev calls it too.
+// provider's own identity. The caller runs the cache (st.runCache) and
+// calls Close (or Serve) on the result; obs may be nil. dev calls it too.
 func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.Class, v *viewFlags, obs fs.Observer) (*fs.Server, error) {
 	id, err := st.resolver.Base(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
@@ -168,6 +169,28 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 		Observer: obs,
 	})
 	return &stack{cache: cache, source: src, fetcher: f, resolver: resolver, region: region}, nil
+}
+
+// runCache starts the cache's refresher. The returned stop ends every
+// goroutine the cache started (refreshes and fetches in flight are
+// canceled), waits for them, then closes the SDK clients' idle connections.
+// Call it after whatever reads through the cache (the gRPC server, the FUSE
+// view) has drained.
+func (st *stack) runCache() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.cache.Run(ctx)
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			st.source.Close()
+		})
+	}
 }
 
 func (o *options) env(k string) string {

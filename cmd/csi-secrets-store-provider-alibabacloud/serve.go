@@ -96,9 +96,11 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	h := newHealth(g.Path(), st.resolver, !so.denyProviderIdentity)
 
-	cctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go st.cache.Run(cctx)
+	// Deferred before the view's Close, so it runs after it, and after
+	// Serve has drained the Mounts in flight: the cache ends its goroutines
+	// once nothing reads through it any more, and serve returns after them.
+	stopCache := st.runCache()
+	defer stopCache()
 	if classes != nil {
 		view, err := mountView(ctx, st, log, classes, &so.view, mx)
 		if err != nil {
