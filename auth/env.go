@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/aliyun/credentials-go/credentials/providers"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // Environment of the provider's own identity. The first name of each list is
@@ -42,7 +45,6 @@ const (
 )
 
 var (
-	roleArnRe         = regexp.MustCompile(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
 	oidcProviderArnRe = regexp.MustCompile(`^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9._@-]{1,128}$`)
 	sessionNameRe     = regexp.MustCompile(`^[A-Za-z0-9_.@-]{2,64}$`)
 )
@@ -69,7 +71,7 @@ func (r *Resolver) oidcProviderARN() (string, error) {
 		}
 	}
 	if arn != "" && !oidcProviderArnRe.MatchString(arn) {
-		return "", errorf(ErrInvalid, "%s %q is not an OIDC provider ARN such as acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>", envName(EnvOIDCProviderARN), truncate(arn, 96))
+		return "", errorf(ErrInvalid, "%s %q is not an OIDC provider ARN such as acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>", envName(EnvOIDCProviderARN), textutil.Truncate(arn, 96))
 	}
 	return arn, nil
 }
@@ -82,7 +84,7 @@ func (r *Resolver) sessionSeconds() (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 900 || n > 43200 {
-		return 0, errorf(ErrInvalid, "%s %q must be a number of seconds from 900 to 43200 (and at most the role's maximum session duration)", envName(EnvRoleSessionExpiry), truncate(v, 32))
+		return 0, errorf(ErrInvalid, "%s %q must be a number of seconds from 900 to 43200 (and at most the role's maximum session duration)", envName(EnvRoleSessionExpiry), textutil.Truncate(v, 32))
 	}
 	return n, nil
 }
@@ -93,7 +95,7 @@ func (r *Resolver) sessionName() (string, error) {
 		return DefaultRoleSessionName, nil
 	}
 	if !sessionNameRe.MatchString(v) {
-		return "", errorf(ErrInvalid, "%s %q must be 2-64 letters, digits, '.', '@', '-' or '_'", envName(EnvRoleSessionName), truncate(v, 80))
+		return "", errorf(ErrInvalid, "%s %q must be 2-64 letters, digits, '.', '@', '-' or '_'", envName(EnvRoleSessionName), textutil.Truncate(v, 80))
 	}
 	return v, nil
 }
@@ -103,8 +105,8 @@ func (r *Resolver) sessionName() (string, error) {
 func (r *Resolver) buildBase() (*Identity, error) {
 	ak, sk := r.env(EnvAccessKeyID), r.env(EnvAccessKeySecret)
 	role := r.env(EnvRoleARN)
-	if role != "" && !roleArnRe.MatchString(role) {
-		return nil, errorf(ErrInvalid, "%s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", envName(EnvRoleARN), truncate(role, 96))
+	if role != "" && !aliyun.ValidRoleArn(role) {
+		return nil, errorf(ErrInvalid, "%s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", envName(EnvRoleARN), textutil.Truncate(role, 96))
 	}
 	switch {
 	case ak != "" || sk != "":

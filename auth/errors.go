@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // ErrorKind classifies why an identity could not be had. cmd maps it to the
@@ -96,9 +98,9 @@ func upstreamError(what string, err error, scrub ...string) *Error {
 			RequestID string `json:"RequestId"`
 		}
 		if json.Unmarshal([]byte(msg[i:]), &body) == nil && body.Code != "" {
-			out.Code, out.RequestID = truncate(body.Code, 64), truncate(body.RequestID, 64)
+			out.Code, out.RequestID = textutil.Truncate(body.Code, 64), textutil.Truncate(body.RequestID, 64)
 			out.Kind = kindOfSTSCode(body.Code)
-			out.Message = what + ": " + truncate(scrubbed(body.Message, scrub), 300)
+			out.Message = what + ": " + textutil.Truncate(scrubbed(body.Message, scrub), 300)
 			return out
 		}
 	}
@@ -109,7 +111,7 @@ func upstreamError(what string, err error, scrub ...string) *Error {
 	if strings.Contains(msg, "httpStatus: 404") {
 		out.Kind = ErrDenied
 	}
-	out.Message = what + ": " + truncate(scrubbed(msg, scrub), 300)
+	out.Message = what + ": " + textutil.Truncate(scrubbed(msg, scrub), 300)
 	return out
 }
 
@@ -147,11 +149,4 @@ func scrubbed(s string, secrets []string) string {
 		}
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // MetadataHost is the ECS instance metadata service. Its address is fixed;
@@ -26,8 +28,6 @@ type Metadata struct {
 	Timeout time.Duration
 }
 
-var regionIDRe = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
-
 // Region returns the node's region id (/latest/meta-data/region-id).
 func (md Metadata) Region(ctx context.Context) (string, error) {
 	v, err := md.get(ctx, "/latest/meta-data/region-id")
@@ -35,8 +35,8 @@ func (md Metadata) Region(ctx context.Context) (string, error) {
 		return "", err
 	}
 	v = strings.TrimSpace(v)
-	if !regionIDRe.MatchString(v) {
-		return "", fmt.Errorf("ECS metadata returned %q as the region id", truncate(v, 64))
+	if !aliyun.ValidRegion(v) {
+		return "", fmt.Errorf("ECS metadata returned %q as the region id", textutil.Truncate(v, 64))
 	}
 	return v, nil
 }
@@ -91,7 +91,7 @@ func do(c *http.Client, req *http.Request) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, truncate(strings.TrimSpace(string(b)), 120))
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, textutil.Truncate(strings.TrimSpace(string(b)), 120))
 	}
 	return string(b), nil
 }

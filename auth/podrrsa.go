@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials/providers"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // Per-pod RRSA attributes and conventions.
@@ -54,7 +57,7 @@ func podTokenRequested(attrs map[string]string) (bool, error) {
 	case strings.EqualFold(v, "true"):
 		return true, nil
 	}
-	return false, errorf(ErrInvalid, "%s %q: use \"true\" or \"false\"", AttrUsePodToken, truncate(v, 32))
+	return false, errorf(ErrInvalid, "%s %q: use \"true\" or \"false\"", AttrUsePodToken, textutil.Truncate(v, 32))
 }
 
 // podToken is an exchanged token: its identity and when to forget it.
@@ -100,7 +103,7 @@ func (r *Resolver) podRRSA(ctx context.Context, m MountInfo) (*Identity, error) 
 	}
 	ns, sa, ok := strings.Cut(strings.TrimPrefix(claims.Sub, saSubjectPrefix), ":")
 	if !strings.HasPrefix(claims.Sub, saSubjectPrefix) || !ok || ns == "" || sa == "" {
-		return nil, errorf(ErrUnauthenticated, "per-pod RRSA: the token's subject %q is not a service account (system:serviceaccount:<namespace>:<name>)", truncate(claims.Sub, 96))
+		return nil, errorf(ErrUnauthenticated, "per-pod RRSA: the token's subject %q is not a service account (system:serviceaccount:<namespace>:<name>)", textutil.Truncate(claims.Sub, 96))
 	}
 	if (m.PodNamespace != "" && m.PodNamespace != ns) || (m.ServiceAccount != "" && m.ServiceAccount != sa) {
 		return nil, errorf(ErrDenied, "per-pod RRSA: the token belongs to %s/%s, not to the mounting pod's service account %s/%s", ns, sa, m.PodNamespace, m.ServiceAccount)
@@ -231,7 +234,7 @@ func podServiceAccountToken(m MountInfo) (string, time.Time, error) {
 	if !ok || strings.TrimSpace(t.Token) == "" {
 		auds := make([]string, 0, len(tokens))
 		for a := range tokens {
-			auds = append(auds, truncate(a, 64))
+			auds = append(auds, textutil.Truncate(a, 64))
 		}
 		sort.Strings(auds)
 		return "", time.Time{}, errorf(ErrUnauthenticated, "per-pod RRSA: the driver passed service-account tokens for %v but none for audience %s; add {audience: %s} to the CSIDriver's tokenRequests. The mount fails rather than use another identity", auds, STSAudience, STSAudience)
@@ -285,8 +288,8 @@ func jwtClaims(tok string) (claims, error) {
 // account's annotation.
 func (r *Resolver) podRole(ctx context.Context, m MountInfo, ns, sa string) (role, from string, err error) {
 	if v := strings.TrimSpace(m.Attributes[AttrRoleArn]); v != "" {
-		if !roleArnRe.MatchString(v) {
-			return "", "", errorf(ErrInvalid, "per-pod RRSA: %s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", AttrRoleArn, truncate(v, 96))
+		if !aliyun.ValidRoleArn(v) {
+			return "", "", errorf(ErrInvalid, "per-pod RRSA: %s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", AttrRoleArn, textutil.Truncate(v, 96))
 		}
 		return v, "from the " + AttrRoleArn + " parameter", nil
 	}
@@ -299,14 +302,14 @@ func (r *Resolver) podRole(ctx context.Context, m MountInfo, ns, sa string) (rol
 		if errors.As(err, &ae) {
 			return "", "", ae
 		}
-		return "", "", &Error{Kind: ErrUnavailable, Message: fmt.Sprintf("per-pod RRSA: reading service account %s/%s: %s", ns, sa, truncate(err.Error(), 200)), Err: err}
+		return "", "", &Error{Kind: ErrUnavailable, Message: fmt.Sprintf("per-pod RRSA: reading service account %s/%s: %s", ns, sa, textutil.Truncate(err.Error(), 200)), Err: err}
 	}
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return "", "", errorf(ErrInvalid, "per-pod RRSA: service account %s/%s has no annotation %s and the class has no %s parameter; annotate the service account with its RAM role ARN", ns, sa, RoleAnnotation, AttrRoleArn)
 	}
-	if !roleArnRe.MatchString(v) {
-		return "", "", errorf(ErrInvalid, "per-pod RRSA: the annotation %s of service account %s/%s, %q, is not a RAM role ARN", RoleAnnotation, ns, sa, truncate(v, 96))
+	if !aliyun.ValidRoleArn(v) {
+		return "", "", errorf(ErrInvalid, "per-pod RRSA: the annotation %s of service account %s/%s, %q, is not a RAM role ARN", RoleAnnotation, ns, sa, textutil.Truncate(v, 96))
 	}
 	return v, "from the annotation " + RoleAnnotation + " of the service account", nil
 }

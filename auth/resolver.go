@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // Keys of a nodePublishSecretRef Secret (MountRequest.secrets).
@@ -175,8 +178,8 @@ func (r *Resolver) nodePublish(m MountInfo) (*Identity, bool, error) {
 		}
 		return id.with(ModeNodePublish, "the volume's nodePublishSecretRef holds access_key and access_secret"), true, nil
 	}
-	if !roleArnRe.MatchString(role) {
-		return nil, true, errorf(ErrInvalid, "nodePublishSecretRef: %q %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", SecretRoleArn, truncate(role, 96))
+	if !aliyun.ValidRoleArn(role) {
+		return nil, true, errorf(ErrInvalid, "nodePublishSecretRef: %q %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", SecretRoleArn, textutil.Truncate(role, 96))
 	}
 	id, err := r.intern(Fingerprint(string(ModeNodePublishRole), ak, sk, strings.ToLower(role)), func() (*Identity, error) {
 		base, err := StaticAccessKey(ModeNodePublish, ak, sk, "", "")
@@ -227,8 +230,8 @@ func (r *Resolver) AssumeRole(_ context.Context, base *Identity, roleArn string)
 	if base == nil {
 		return nil, errorf(ErrUnauthenticated, "crossAccountRoleArn: no base identity to assume %s with", roleArn)
 	}
-	if !roleArnRe.MatchString(roleArn) {
-		return nil, errorf(ErrInvalid, "crossAccountRoleArn %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", truncate(roleArn, 96))
+	if !aliyun.ValidRoleArn(roleArn) {
+		return nil, errorf(ErrInvalid, "crossAccountRoleArn %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", textutil.Truncate(roleArn, 96))
 	}
 	fp := Fingerprint(string(ModeCrossAccount), base.Fingerprint, strings.ToLower(roleArn))
 	id, err := r.intern(fp, func() (*Identity, error) {

@@ -188,9 +188,9 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	// A per-object kmsEndpoint comes from untrusted attributes: refuse one
 	// outside the allow-list before any call at all, STS included.
 	for _, o := range spec.Objects {
-		if o.KMSEndpoint != "" && !s.Fetcher.KMSEndpointAllowed(o.KMSEndpoint) {
+		if err := s.Fetcher.CheckKMSEndpoint(o); err != nil {
 			outcome = "invalid"
-			return nil, status.Errorf(codes.InvalidArgument, "%s: kmsEndpoint %q is not an Alibaba Cloud KMS endpoint (kst-<id>.cryptoservice.kms.aliyuncs.com or kms[-vpc].<region>.aliyuncs.com); an operator can allow more with --allowed-kms-endpoints", o.Ref(), o.KMSEndpoint)
+			return nil, status.Errorf(codes.InvalidArgument, "%s: %v", o.Ref(), err)
 		}
 	}
 	id, err := s.Identity.Resolve(ctx, auth.MountInfo{

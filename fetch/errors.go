@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/tea/tea"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // Kind is the small set every upstream failure maps into, once. csi turns it
@@ -242,7 +244,7 @@ func messageOf(se *tea.SDKError) string {
 	if i := strings.Index(m, "\n"); i >= 0 {
 		m = m[:i]
 	}
-	return truncate(strings.TrimSpace(m), 200)
+	return textutil.Truncate(strings.TrimSpace(m), 200)
 }
 
 func isJSONError(err error) bool {
@@ -314,9 +316,9 @@ func shortNetError(err error) string {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Op + ": " + truncate(oe.Err.Error(), 120)
+		return oe.Op + ": " + textutil.Truncate(oe.Err.Error(), 120)
 	}
-	return truncate(err.Error(), 160)
+	return textutil.Truncate(err.Error(), 160)
 }
 
 // RAMAction is the RAM action a service's read needs, for permission hints.

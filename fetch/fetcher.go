@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // RoleAssumer assumes a RAM role on top of a base identity (crossAccountRoleArn).
@@ -191,10 +192,8 @@ var builtinKMSEndpoints = regexp.MustCompile(`^(kst-[a-z0-9]{3,64}\.cryptoservic
 
 func (f *Fetcher) endpoint(o *Object, region string) (string, error) {
 	if o.KMSEndpoint != "" {
-		if !f.KMSEndpointAllowed(o.KMSEndpoint) {
-			return "", &Error{Kind: KindInvalid, Service: TypeKMS, Message: fmt.Sprintf(
-				"kmsEndpoint %q is not an Alibaba Cloud KMS endpoint (kst-<id>.cryptoservice.kms.aliyuncs.com or kms[-vpc].<region>.aliyuncs.com); an operator can allow more with --allowed-kms-endpoints",
-				truncate(o.KMSEndpoint, 64))}
+		if err := f.CheckKMSEndpoint(o); err != nil {
+			return "", err
 		}
 		return o.KMSEndpoint, nil
 	}
@@ -211,9 +210,21 @@ func (f *Fetcher) endpoint(o *Object, region string) (string, error) {
 	return DefaultEndpoint(o.Type, region), nil
 }
 
-// KMSEndpointAllowed checks a per-object kmsEndpoint (untrusted: it comes from
-// attributes) against the built-in patterns and --allowed-kms-endpoints.
-func (f *Fetcher) KMSEndpointAllowed(ep string) bool {
+// CheckKMSEndpoint refuses an object's kmsEndpoint (untrusted: it comes from
+// attributes) outside the built-in Alibaba Cloud patterns and
+// --allowed-kms-endpoints, with a KindInvalid error that says how to allow
+// one. It is the one allow-list check: csi asks it before choosing an
+// identity, and every cache key is built through it.
+func (f *Fetcher) CheckKMSEndpoint(o *Object) error {
+	if o.KMSEndpoint == "" || f.kmsEndpointAllowed(o.KMSEndpoint) {
+		return nil
+	}
+	return &Error{Kind: KindInvalid, Service: TypeKMS, Message: fmt.Sprintf(
+		"kmsEndpoint %q is not an Alibaba Cloud KMS endpoint (kst-<id>.cryptoservice.kms.aliyuncs.com or kms[-vpc].<region>.aliyuncs.com); an operator can allow more with --allowed-kms-endpoints",
+		textutil.Truncate(o.KMSEndpoint, 64))}
+}
+
+func (f *Fetcher) kmsEndpointAllowed(ep string) bool {
 	e := strings.ToLower(ep)
 	if strings.Contains(e, "://") {
 		return false
@@ -408,7 +419,7 @@ func ObjectFiles(o *Object, e *Entry) ([]File, error) {
 	for j, expr := range o.jmes {
 		v, err := searchJMES(expr, doc)
 		if err != nil {
-			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q failed to evaluate", j, truncate(o.JMESPath[j].Path, 64))}
+			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q failed to evaluate", j, textutil.Truncate(o.JMESPath[j].Path, 64))}
 		}
 		s, ok := v.(string)
 		if !ok {
@@ -416,7 +427,7 @@ func ObjectFiles(o *Object, e *Entry) ([]File, error) {
 			if v != nil {
 				what = "a " + jsonKind(v)
 			}
-			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q yields %s, not a string; point it at a string field", j, truncate(o.JMESPath[j].Path, 64), what)}
+			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q yields %s, not a string; point it at a string field", j, textutil.Truncate(o.JMESPath[j].Path, 64), what)}
 		}
 		files = append(files, File{Path: o.JMESFiles[j], ID: string(o.Type) + "/" + o.JMESFiles[j], Data: Bytes(s), Version: e.Version})
 	}

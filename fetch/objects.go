@@ -12,6 +12,9 @@ import (
 
 	"github.com/jmespath/go-jmespath"
 	"sigs.k8s.io/yaml"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // ObjectType is the upstream service an object comes from.
@@ -138,13 +141,6 @@ func IsValidation(err error) bool {
 	return errors.As(err, &v)
 }
 
-var regionRe = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
-
-// ValidRegion reports whether r looks like an Alibaba Cloud region id
-// (cn-hangzhou, ap-southeast-1, cn-shanghai-finance-1). Regions build
-// endpoint host names, so nothing else may pass.
-func ValidRegion(r string) bool { return len(r) <= 40 && regionRe.MatchString(r) }
-
 // parsed memoizes successful parses: kubelet re-publishes every volume every
 // minute or two with the same parameters, and parsing the YAML is most of a
 // warm Mount's CPU. A parse is a pure function of its three inputs, and a
@@ -186,8 +182,8 @@ func parseParameters(params map[string]string) (*Spec, error) {
 	spec := &Spec{PathSeparator: "_"}
 
 	if r, ok := params[ParamRegion]; ok && r != "" {
-		if !ValidRegion(r) {
-			return nil, verr(ParamRegion, "%q is not a region id; use one like cn-hangzhou, or leave it out to use the node's region", truncate(r, 64))
+		if !aliyun.ValidRegion(r) {
+			return nil, verr(ParamRegion, "%q is not a region id; use one like cn-hangzhou, or leave it out to use the node's region", textutil.Truncate(r, 64))
 		}
 		spec.Region = r
 	}
@@ -197,7 +193,7 @@ func parseParameters(params map[string]string) (*Spec, error) {
 		case strings.EqualFold(pt, "false"):
 			spec.PathSeparator = ""
 		case utf8.RuneCountInString(pt) != 1 || !utf8.ValidString(pt):
-			return nil, verr(ParamPathTranslation, "%q must be exactly one character (default \"_\"), or \"False\" to keep \"/\" as directories", truncate(pt, 16))
+			return nil, verr(ParamPathTranslation, "%q must be exactly one character (default \"_\"), or \"False\" to keep \"/\" as directories", textutil.Truncate(pt, 16))
 		default:
 			r, _ := utf8.DecodeRuneInString(pt)
 			if badRune(r) || r == 0 {
@@ -282,12 +278,8 @@ func (r rawObject) equal(o *rawObject) bool {
 var (
 	kmsVersionIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	stageRe        = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	roleArnRe      = regexp.MustCompile(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
 	endpointRe     = regexp.MustCompile(`^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$`)
 )
-
-// ValidRoleArn reports whether s is a RAM role ARN (acs:ram::<uid>:role/<name>).
-func ValidRoleArn(s string) bool { return roleArnRe.MatchString(s) }
 
 func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 	f := func(name string) string { return fmt.Sprintf("objects[%d].%s", i, name) }
@@ -309,21 +301,21 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 	case "oos":
 		o.Type = TypeOOS
 	default:
-		return nil, verr(f("objectType"), "%q is not supported; use \"kms\" (the default) or \"oos\"", truncate(r.ObjectType, 32))
+		return nil, verr(f("objectType"), "%q is not supported; use \"kms\" (the default) or \"oos\"", textutil.Truncate(r.ObjectType, 32))
 	}
 	switch o.Type {
 	case TypeKMS:
 		if o.Version != "" && !kmsVersionIDRe.MatchString(o.Version) {
-			return nil, verr(f("objectVersion"), "%q is not a KMS VersionId (letters, digits, '.', '_', '-', at most 64)", truncate(o.Version, 64))
+			return nil, verr(f("objectVersion"), "%q is not a KMS VersionId (letters, digits, '.', '_', '-', at most 64)", textutil.Truncate(o.Version, 64))
 		}
 		if o.VersionLabel != "" && !stageRe.MatchString(o.VersionLabel) {
-			return nil, verr(f("objectVersionLabel"), "%q is not a KMS VersionStage such as ACSCurrent or ACSPrevious", truncate(o.VersionLabel, 64))
+			return nil, verr(f("objectVersionLabel"), "%q is not a KMS VersionStage such as ACSCurrent or ACSPrevious", textutil.Truncate(o.VersionLabel, 64))
 		}
 	case TypeOOS:
 		if o.Version != "" {
 			n, err := strconv.Atoi(o.Version)
 			if err != nil || n < 1 || n > 100 || strconv.Itoa(n) != o.Version {
-				return nil, verr(f("objectVersion"), "%q is not an OOS parameter version; use a whole number from 1 to 100, or leave it out for the latest", truncate(o.Version, 32))
+				return nil, verr(f("objectVersion"), "%q is not an OOS parameter version; use a whole number from 1 to 100, or leave it out for the latest", textutil.Truncate(o.Version, 32))
 			}
 		}
 		if o.VersionLabel != "" {
@@ -334,10 +326,10 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 		}
 	}
 	if o.KMSEndpoint != "" && !endpointRe.MatchString(o.KMSEndpoint) {
-		return nil, verr(f("kmsEndpoint"), "%q is not a host[:port]; use the KMS instance endpoint such as kst-xxx.cryptoservice.kms.aliyuncs.com", truncate(o.KMSEndpoint, 64))
+		return nil, verr(f("kmsEndpoint"), "%q is not a host[:port]; use the KMS instance endpoint such as kst-xxx.cryptoservice.kms.aliyuncs.com", textutil.Truncate(o.KMSEndpoint, 64))
 	}
-	if o.CrossAccountRoleArn != "" && !ValidRoleArn(o.CrossAccountRoleArn) {
-		return nil, verr(f("crossAccountRoleArn"), "%q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", truncate(o.CrossAccountRoleArn, 64))
+	if o.CrossAccountRoleArn != "" && !aliyun.ValidRoleArn(o.CrossAccountRoleArn) {
+		return nil, verr(f("crossAccountRoleArn"), "%q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", textutil.Truncate(o.CrossAccountRoleArn, 64))
 	}
 
 	base := o.Name
@@ -366,11 +358,11 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 			return nil, verr(jf("objectAlias"), "is required: it names the file that receives the extracted value")
 		}
 		if !jmesPathSubset.MatchString(e.Path) {
-			return nil, verr(jf("path"), "%q is not a plain path: use field names and indexes such as username, db.password or hosts[0].name (quote odd keys: \"my-key\"); functions, pipes, filters, projections and multi-selects are not accepted, since a file takes one string and they can cost unbounded CPU", truncate(e.Path, 64))
+			return nil, verr(jf("path"), "%q is not a plain path: use field names and indexes such as username, db.password or hosts[0].name (quote odd keys: \"my-key\"); functions, pipes, filters, projections and multi-selects are not accepted, since a file takes one string and they can cost unbounded CPU", textutil.Truncate(e.Path, 64))
 		}
 		expr, err := compileJMESPath(e.Path)
 		if err != nil {
-			return nil, verr(jf("path"), "%q is not a valid JMESPath expression: %v", truncate(e.Path, 64), err)
+			return nil, verr(jf("path"), "%q is not a valid JMESPath expression: %v", textutil.Truncate(e.Path, 64), err)
 		}
 		jfile, err := FileName(jf("objectAlias"), e.ObjectAlias, sep)
 		if err != nil {
@@ -423,7 +415,7 @@ func checkName(field, s string) error {
 		}
 	}
 	if strings.TrimSpace(s) != s {
-		return verr(field, "%q has leading or trailing spaces; remove them", truncate(s, 64))
+		return verr(field, "%q has leading or trailing spaces; remove them", textutil.Truncate(s, 64))
 	}
 	return nil
 }
@@ -438,17 +430,17 @@ func FileName(field, name, sep string) (string, error) {
 		return "", err
 	}
 	if strings.HasPrefix(name, "/") {
-		return "", verr(field, "%q is an absolute path; use a relative name", truncate(name, 64))
+		return "", verr(field, "%q is an absolute path; use a relative name", textutil.Truncate(name, 64))
 	}
 	if strings.Contains(name, `\`) {
-		return "", verr(field, "%q contains a backslash; use \"/\" to separate path segments", truncate(name, 64))
+		return "", verr(field, "%q contains a backslash; use \"/\" to separate path segments", textutil.Truncate(name, 64))
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch seg {
 		case "":
-			return "", verr(field, "%q has an empty path segment (a leading, trailing or doubled \"/\"); remove it", truncate(name, 64))
+			return "", verr(field, "%q has an empty path segment (a leading, trailing or doubled \"/\"); remove it", textutil.Truncate(name, 64))
 		case ".", "..":
-			return "", verr(field, "%q has a %q path segment; names cannot walk directories", truncate(name, 64), seg)
+			return "", verr(field, "%q has a %q path segment; names cannot walk directories", textutil.Truncate(name, 64), seg)
 		}
 	}
 	out := name
@@ -456,17 +448,17 @@ func FileName(field, name, sep string) (string, error) {
 		out = strings.ReplaceAll(name, "/", sep)
 	}
 	if len(out) > maxPathBytes {
-		return "", verr(field, "%q is longer than %d bytes", truncate(name, 64), maxPathBytes)
+		return "", verr(field, "%q is longer than %d bytes", textutil.Truncate(name, 64), maxPathBytes)
 	}
 	for i, seg := range strings.Split(out, "/") {
 		if len(seg) > maxComponentBytes {
-			return "", verr(field, "a path segment of %q is longer than %d bytes; set objectAlias to a shorter name", truncate(name, 64), maxComponentBytes)
+			return "", verr(field, "a path segment of %q is longer than %d bytes; set objectAlias to a shorter name", textutil.Truncate(name, 64), maxComponentBytes)
 		}
 		if seg == "" || seg == "." || seg == ".." {
-			return "", verr(field, "%q becomes %q after pathTranslation, which is not a file name; set objectAlias", truncate(name, 64), truncate(out, 64))
+			return "", verr(field, "%q becomes %q after pathTranslation, which is not a file name; set objectAlias", textutil.Truncate(name, 64), textutil.Truncate(out, 64))
 		}
 		if i == 0 && strings.HasPrefix(seg, "..") {
-			return "", verr(field, "%q starts with \"..\", which the driver reserves for its own files (..data); set objectAlias to another name", truncate(name, 64))
+			return "", verr(field, "%q starts with \"..\", which the driver reserves for its own files (..data); set objectAlias to another name", textutil.Truncate(name, 64))
 		}
 	}
 	return out, nil
@@ -488,14 +480,14 @@ func checkCollisions(spec *Spec) error {
 	}
 	for _, it := range all {
 		if prev, ok := owner[it.path]; ok {
-			return verr(it.field, "file %q is also the file of %s; set a distinct objectAlias", truncate(it.path, 64), prev)
+			return verr(it.field, "file %q is also the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), prev)
 		}
 		owner[it.path] = it.field
 	}
 	for _, it := range all {
 		for d := parentDir(it.path); d != ""; d = parentDir(d) {
 			if prev, ok := owner[d]; ok {
-				return verr(it.field, "file %q needs %q to be a directory, but it is the file of %s; set a distinct objectAlias", truncate(it.path, 64), truncate(d, 64), prev)
+				return verr(it.field, "file %q needs %q to be a directory, but it is the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), textutil.Truncate(d, 64), prev)
 			}
 		}
 	}
@@ -515,18 +507,7 @@ func cleanYAMLError(err error) string {
 	s := strings.ReplaceAll(err.Error(), "\n", " ")
 	s = strings.TrimPrefix(s, "error unmarshaling JSON: while decoding JSON: ")
 	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
-	return truncate(s, 200)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return textutil.Truncate(s, 200)
 }
 
 // searchJMES evaluates an expression, turning a panic on odd input into an

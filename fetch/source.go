@@ -22,6 +22,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // Target is one upstream read: which service, endpoint and object version.
@@ -67,7 +68,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	}
 	s = strings.TrimSuffix(s, "/")
 	if s == "" || !endpointRe.MatchString(s) {
-		return ep, fmt.Errorf("endpoint %q: use host[:port] for HTTPS or http://host:port for plain HTTP", truncate(s, 64))
+		return ep, fmt.Errorf("endpoint %q: use host[:port] for HTTPS or http://host:port for plain HTTP", textutil.Truncate(s, 64))
 	}
 	ep.Host = s
 	return ep, nil
@@ -175,7 +176,7 @@ func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 		err = fmt.Errorf("unknown object type %q", t.Type)
 	}
 	if err != nil {
-		return nil, &Error{Kind: KindInternal, Service: t.Type, Message: "building the SDK client: " + truncate(err.Error(), 160)}
+		return nil, &Error{Kind: KindInternal, Service: t.Type, Message: "building the SDK client: " + textutil.Truncate(err.Error(), 160)}
 	}
 	now := time.Now()
 	c.used.Store(now.UnixNano())
@@ -386,7 +387,7 @@ func newHintClient(o SDKOptions, ca *x509.CertPool) *hintClient {
 
 // Call implements dara.HttpClient.
 func (h *hintClient) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
-	resp, err := h.c.Do(req) //nolint:gosec // endpoints come from flags or the kmsEndpoint allow-list (Fetcher.KMSEndpointAllowed)
+	resp, err := h.c.Do(req) //nolint:gosec // endpoints come from flags or the kmsEndpoint allow-list (Fetcher.CheckKMSEndpoint)
 	if err == nil && resp != nil {
 		if ms := timeLeft(resp.Header.Get("x-ratelimit-user-api"), resp.Header.Get("x-ratelimit-user")); ms > 0 {
 			h.hintMs.Store(ms)

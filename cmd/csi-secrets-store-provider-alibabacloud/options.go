@@ -15,6 +15,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
 )
 
 // options are the flags shared by serve, mount, dev and doctor: where the
@@ -80,7 +81,7 @@ func (o *options) validate() error {
 			}
 		}
 	}
-	if o.region != "" && !fetch.ValidRegion(o.region) {
+	if o.region != "" && !aliyun.ValidRegion(o.region) {
 		return usageError{fmt.Errorf("--region %q is not a region id such as cn-hangzhou", o.region)}
 	}
 	if o.cacheTTL < time.Second {
