@@ -15,24 +15,25 @@ import (
 
 // Environment of the provider's own identity. The first name of each list is
 // the user guide's; the ALIBABA_CLOUD_* names are credentials-go's standard
-// ones and work too.
+// ones and work too. Only this package reads them (docs/credentials.md is
+// their public list), so they are not exported.
 var (
-	EnvAccessKeyID       = []string{"ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"}
-	EnvAccessKeySecret   = []string{"SECRET_ACCESS_KEY", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"}
-	EnvRoleARN           = []string{"ALICLOUD_ROLE_ARN", "ALIBABA_CLOUD_ROLE_ARN"}
-	EnvRoleSessionName   = []string{"ALICLOUD_ROLE_SESSION_NAME", "ALIBABA_CLOUD_ROLE_SESSION_NAME"}
-	EnvRoleSessionExpiry = []string{"ALICLOUD_ROLE_SESSION_EXPIRATION"}
-	EnvOIDCProviderARN   = []string{"ALICLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"}
-	EnvOIDCTokenFile     = []string{"ALICLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"}
-	// EnvAccountID and EnvClusterID build the OIDC provider ARN
+	envAccessKeyID       = []string{"ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"}
+	envAccessKeySecret   = []string{"SECRET_ACCESS_KEY", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"}
+	envRoleARN           = []string{"ALICLOUD_ROLE_ARN", "ALIBABA_CLOUD_ROLE_ARN"}
+	envRoleSessionName   = []string{"ALICLOUD_ROLE_SESSION_NAME", "ALIBABA_CLOUD_ROLE_SESSION_NAME"}
+	envRoleSessionExpiry = []string{"ALICLOUD_ROLE_SESSION_EXPIRATION"}
+	envOIDCProviderARN   = []string{"ALICLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"}
+	envOIDCTokenFile     = []string{"ALICLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"}
+	// envAccountID and envClusterID build the OIDC provider ARN
 	// acs:ram::<account>:oidc-provider/ack-rrsa-<cluster> when
 	// ALICLOUD_OIDC_PROVIDER_ARN is not set (as the incumbent does).
-	EnvAccountID = []string{"ALICLOUD_ACCOUNT_ID"}
-	EnvClusterID = []string{"ALICLOUD_CLUSTER_ID"}
-	// EnvECSRoleName names the worker's RAM role (default: discovered).
-	EnvECSRoleName = []string{"ALIBABA_CLOUD_ECS_METADATA"}
-	// EnvECSMetadataDisabled turns the worker RAM role off.
-	EnvECSMetadataDisabled = []string{"ALIBABA_CLOUD_ECS_METADATA_DISABLED"}
+	envAccountID = []string{"ALICLOUD_ACCOUNT_ID"}
+	envClusterID = []string{"ALICLOUD_CLUSTER_ID"}
+	// envECSRoleName names the worker's RAM role (default: discovered).
+	envECSRoleName = []string{"ALIBABA_CLOUD_ECS_METADATA"}
+	// envECSMetadataDisabled turns the worker RAM role off.
+	envECSMetadataDisabled = []string{"ALIBABA_CLOUD_ECS_METADATA_DISABLED"}
 )
 
 const (
@@ -63,39 +64,39 @@ func envName(names []string) string { return names[0] }
 
 // oidcProviderARN is the cluster's OIDC provider (RRSA and per-pod RRSA).
 func (r *Resolver) oidcProviderARN() (string, error) {
-	arn := r.env(EnvOIDCProviderARN)
+	arn := r.env(envOIDCProviderARN)
 	if arn == "" {
-		acct, cluster := r.env(EnvAccountID), r.env(EnvClusterID)
+		acct, cluster := r.env(envAccountID), r.env(envClusterID)
 		if acct != "" && cluster != "" {
 			arn = "acs:ram::" + acct + ":oidc-provider/ack-rrsa-" + cluster
 		}
 	}
 	if arn != "" && !oidcProviderArnRe.MatchString(arn) {
-		return "", errorf(ErrInvalid, "%s %q is not an OIDC provider ARN such as acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>", envName(EnvOIDCProviderARN), textutil.Truncate(arn, 96))
+		return "", errorf(ErrInvalid, "%s %q is not an OIDC provider ARN such as acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>", envName(envOIDCProviderARN), textutil.Truncate(arn, 96))
 	}
 	return arn, nil
 }
 
 // sessionSeconds is ALICLOUD_ROLE_SESSION_EXPIRATION (900..43200), default 3600.
 func (r *Resolver) sessionSeconds() (int, error) {
-	v := r.env(EnvRoleSessionExpiry)
+	v := r.env(envRoleSessionExpiry)
 	if v == "" {
 		return defaultSessionSeconds, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 900 || n > 43200 {
-		return 0, errorf(ErrInvalid, "%s %q must be a number of seconds from 900 to 43200 (and at most the role's maximum session duration)", envName(EnvRoleSessionExpiry), textutil.Truncate(v, 32))
+		return 0, errorf(ErrInvalid, "%s %q must be a number of seconds from 900 to 43200 (and at most the role's maximum session duration)", envName(envRoleSessionExpiry), textutil.Truncate(v, 32))
 	}
 	return n, nil
 }
 
 func (r *Resolver) sessionName() (string, error) {
-	v := r.env(EnvRoleSessionName)
+	v := r.env(envRoleSessionName)
 	if v == "" {
 		return DefaultRoleSessionName, nil
 	}
 	if !sessionNameRe.MatchString(v) {
-		return "", errorf(ErrInvalid, "%s %q must be 2-64 letters, digits, '.', '@', '-' or '_'", envName(EnvRoleSessionName), textutil.Truncate(v, 80))
+		return "", errorf(ErrInvalid, "%s %q must be 2-64 letters, digits, '.', '@', '-' or '_'", envName(envRoleSessionName), textutil.Truncate(v, 80))
 	}
 	return v, nil
 }
@@ -103,19 +104,19 @@ func (r *Resolver) sessionName() (string, error) {
 // buildBase reads the provider's environment and builds its own identity.
 // It makes no network call.
 func (r *Resolver) buildBase() (*Identity, error) {
-	ak, sk := r.env(EnvAccessKeyID), r.env(EnvAccessKeySecret)
-	role := r.env(EnvRoleARN)
+	ak, sk := r.env(envAccessKeyID), r.env(envAccessKeySecret)
+	role := r.env(envRoleARN)
 	if role != "" && !aliyun.ValidRoleArn(role) {
-		return nil, errorf(ErrInvalid, "%s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", envName(EnvRoleARN), textutil.Truncate(role, 96))
+		return nil, errorf(ErrInvalid, "%s %q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", envName(envRoleARN), textutil.Truncate(role, 96))
 	}
 	switch {
 	case ak != "" || sk != "":
 		if ak == "" || sk == "" {
-			return nil, errorf(ErrInvalid, "only one of the AccessKey id and secret is set: set both %s and %s", envName(EnvAccessKeyID), envName(EnvAccessKeySecret))
+			return nil, errorf(ErrInvalid, "only one of the AccessKey id and secret is set: set both %s and %s", envName(envAccessKeyID), envName(envAccessKeySecret))
 		}
 		if role == "" {
 			return r.intern(Fingerprint(string(ModeStatic), ak, sk, ""), func() (*Identity, error) {
-				return StaticAccessKey(ModeEnvAccessKey, ak, sk, "", fmt.Sprintf("%s and %s are set (no %s)", envName(EnvAccessKeyID), envName(EnvAccessKeySecret), envName(EnvRoleARN)))
+				return StaticAccessKey(ModeEnvAccessKey, ak, sk, "", fmt.Sprintf("%s and %s are set (no %s)", envName(envAccessKeyID), envName(envAccessKeySecret), envName(envRoleARN)))
 			})
 		}
 		name, err := r.sessionName()
@@ -135,7 +136,7 @@ func (r *Resolver) buildBase() (*Identity, error) {
 			if err != nil {
 				return nil, err
 			}
-			return newIdentity(ModeEnvAssumeRole, "", role, fmt.Sprintf("%s and %s assume %s (AccessKey %s, session %s, %ds)", envName(EnvAccessKeyID), envName(EnvAccessKeySecret), envName(EnvRoleARN), MaskKeyID(ak), name, secs), p), nil
+			return newIdentity(ModeEnvAssumeRole, "", role, fmt.Sprintf("%s and %s assume %s (AccessKey %s, session %s, %ds)", envName(envAccessKeyID), envName(envAccessKeySecret), envName(envRoleARN), MaskKeyID(ak), name, secs), p, r.cfg.OnRefresh), nil
 		})
 	case role != "":
 		oidc, err := r.oidcProviderARN()
@@ -143,14 +144,14 @@ func (r *Resolver) buildBase() (*Identity, error) {
 			return nil, err
 		}
 		if oidc == "" {
-			return nil, errorf(ErrInvalid, "%s is set but there is neither an AccessKey (%s/%s) to assume it with nor %s for RRSA; set one, or unset %s to use the worker RAM role", envName(EnvRoleARN), envName(EnvAccessKeyID), envName(EnvAccessKeySecret), envName(EnvOIDCProviderARN), envName(EnvRoleARN))
+			return nil, errorf(ErrInvalid, "%s is set but there is neither an AccessKey (%s/%s) to assume it with nor %s for RRSA; set one, or unset %s to use the worker RAM role", envName(envRoleARN), envName(envAccessKeyID), envName(envAccessKeySecret), envName(envOIDCProviderARN), envName(envRoleARN))
 		}
-		file := r.env(EnvOIDCTokenFile)
+		file := r.env(envOIDCTokenFile)
 		if file == "" {
 			file = DefaultOIDCTokenFile
 		}
 		if _, err := os.Stat(file); err != nil {
-			return nil, errorf(ErrInvalid, "RRSA: the provider's token file %s is missing: install the chart with rrsa.enable=true (it projects the token there), or point %s at the token", file, envName(EnvOIDCTokenFile))
+			return nil, errorf(ErrInvalid, "RRSA: the provider's token file %s is missing: install the chart with rrsa.enable=true (it projects the token there), or point %s at the token", file, envName(envOIDCTokenFile))
 		}
 		name, err := r.sessionName()
 		if err != nil {
@@ -168,13 +169,13 @@ func (r *Resolver) buildBase() (*Identity, error) {
 			if err != nil {
 				return nil, errorf(ErrInvalid, "RRSA: %v", err)
 			}
-			return newIdentity(ModeRRSA, "", role, fmt.Sprintf("%s and %s are set: RRSA with the token in %s (session %s)", envName(EnvRoleARN), envName(EnvOIDCProviderARN), file, name), p), nil
+			return newIdentity(ModeRRSA, "", role, fmt.Sprintf("%s and %s are set: RRSA with the token in %s (session %s)", envName(envRoleARN), envName(envOIDCProviderARN), file, name), p, r.cfg.OnRefresh), nil
 		})
 	}
-	if strings.EqualFold(r.env(EnvECSMetadataDisabled), "true") {
+	if strings.EqualFold(r.env(envECSMetadataDisabled), "true") {
 		return nil, ErrNoCredentials
 	}
-	roleName := r.env(EnvECSRoleName)
+	roleName := r.env(envECSRoleName)
 	return r.intern(Fingerprint(string(ModeECSRAMRole), roleName), func() (*Identity, error) {
 		b := providers.NewECSRAMRoleCredentialsProviderBuilder().WithRoleName(roleName).WithDisableIMDSv1(true)
 		if r.cfg.MetadataProxy != "" {
@@ -186,9 +187,9 @@ func (r *Resolver) buildBase() (*Identity, error) {
 		}
 		principal, how := "worker RAM role (discovered from ECS metadata)", "discovered"
 		if roleName != "" {
-			principal, how = "worker RAM role "+roleName, "named by "+envName(EnvECSRoleName)
+			principal, how = "worker RAM role "+roleName, "named by "+envName(envECSRoleName)
 		}
-		return newIdentity(ModeECSRAMRole, "", principal, "no AccessKey and no RRSA environment: the worker's RAM role from ECS instance metadata ("+how+", hardened: token first)", p), nil
+		return newIdentity(ModeECSRAMRole, "", principal, "no AccessKey and no RRSA environment: the worker's RAM role from ECS instance metadata ("+how+", hardened: token first)", p, r.cfg.OnRefresh), nil
 	})
 }
 

@@ -43,7 +43,6 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
@@ -119,9 +118,10 @@ func (i *Identity) ensure() error {
 	return err
 }
 
-// newIdentity wraps p in a lock and a credentials-go Credential.
-func newIdentity(mode Mode, fp, principal, reason string, p providers.CredentialsProvider) *Identity {
-	lp := &lockedProvider{p: p, mode: mode}
+// newIdentity wraps p in a lock and a credentials-go Credential; onRefresh
+// (nil: none) is told of its new sessions and failures.
+func newIdentity(mode Mode, fp, principal, reason string, p providers.CredentialsProvider, onRefresh func(Mode, error)) *Identity {
+	lp := &lockedProvider{p: p, mode: mode, onRefresh: onRefresh}
 	return &Identity{
 		Mode: mode, Fingerprint: fp, Principal: principal, Reason: reason,
 		Credential: credentials.FromCredentialsProvider(p.GetProviderName(), lp),
@@ -130,11 +130,12 @@ func newIdentity(mode Mode, fp, principal, reason string, p providers.Credential
 }
 
 // lockedProvider serializes a credentials-go provider and reports each new
-// session (a changed security token) or failure to the refresh observer.
+// session (a changed security token) or failure to onRefresh.
 type lockedProvider struct {
 	mu        sync.Mutex
 	p         providers.CredentialsProvider
 	mode      Mode
+	onRefresh func(Mode, error) // Config.OnRefresh; nil: nobody is told
 	lastToken string
 }
 
@@ -144,23 +145,17 @@ func (l *lockedProvider) GetCredentials() (*providers.Credentials, error) {
 	c, err := l.p.GetCredentials()
 	switch {
 	case err != nil:
-		observeRefresh(l.mode, err)
+		l.observe(err)
 	case c != nil && c.SecurityToken != "" && c.SecurityToken != l.lastToken:
 		l.lastToken = c.SecurityToken
-		observeRefresh(l.mode, nil)
+		l.observe(nil)
 	}
 	return c, err
 }
 
-var refreshObserver atomic.Pointer[func(Mode, error)]
-
-// SetRefreshObserver installs fn to be told of every new STS or metadata
-// session (err nil) and every failed attempt, by identity mode (metrics).
-func SetRefreshObserver(fn func(mode Mode, err error)) { refreshObserver.Store(&fn) }
-
-func observeRefresh(m Mode, err error) {
-	if fn := refreshObserver.Load(); fn != nil && *fn != nil {
-		(*fn)(m, err)
+func (l *lockedProvider) observe(err error) {
+	if l.onRefresh != nil {
+		l.onRefresh(l.mode, err)
 	}
 }
 
@@ -243,5 +238,5 @@ func StaticAccessKey(mode Mode, id, secret, token, reason string) (*Identity, er
 	if err != nil {
 		return nil, errorf(ErrInvalid, "AccessKey: %v", err)
 	}
-	return newIdentity(mode, Fingerprint(string(ModeStatic), id, secret, token), "AccessKey "+MaskKeyID(id), reason, p), nil
+	return newIdentity(mode, Fingerprint(string(ModeStatic), id, secret, token), "AccessKey "+MaskKeyID(id), reason, p, nil), nil
 }

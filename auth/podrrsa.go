@@ -88,6 +88,8 @@ type podTokens struct {
 	mu      sync.Mutex
 	byToken map[string]podToken // keyed by Fingerprint(token, role, provider)
 	byFP    map[string]*podSession
+	// onRefresh is Config.OnRefresh, for the sessions' identities.
+	onRefresh func(Mode, error)
 }
 
 // podRRSA exchanges the pod's own token for its role. It never falls back
@@ -128,7 +130,7 @@ func (r *Resolver) podRRSA(ctx context.Context, m MountInfo) (*Identity, error) 
 		return nil, err
 	}
 	if oidc == "" {
-		return nil, errorf(ErrInvalid, "per-pod RRSA: the provider does not know the cluster's OIDC provider: set %s (acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>), or %s and %s", envName(EnvOIDCProviderARN), envName(EnvAccountID), envName(EnvClusterID))
+		return nil, errorf(ErrInvalid, "per-pod RRSA: the provider does not know the cluster's OIDC provider: set %s (acs:ram::<account-id>:oidc-provider/ack-rrsa-<cluster-id>), or %s and %s", envName(envOIDCProviderARN), envName(envAccountID), envName(envClusterID))
 	}
 	reason := fmt.Sprintf("%s is \"true\": the token of service account %s/%s exchanged for %s (%s)", AttrUsePodToken, ns, sa, role, from)
 
@@ -200,7 +202,7 @@ func (t *podTokens) store(key, fp, role string, exp time.Time, p providers.Crede
 	s, ok := t.byFP[fp]
 	if !ok {
 		s = &podSession{cur: p, exp: exp}
-		s.id = newIdentity(ModePodRRSA, fp, role, "", s)
+		s.id = newIdentity(ModePodRRSA, fp, role, "", s, t.onRefresh)
 		t.byFP[fp] = s
 		return s.id
 	}

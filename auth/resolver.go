@@ -56,6 +56,10 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
+	// OnRefresh is told of every new STS or metadata session (err nil) and
+	// every failed attempt, by identity mode (metrics). Nil: nobody is. It
+	// is called with the credential's lock held: it must not block.
+	OnRefresh func(mode Mode, err error)
 }
 
 // ErrNoCredentials says no credential source is configured.
@@ -88,7 +92,7 @@ func NewResolver(cfg Config) *Resolver {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Resolver{cfg: cfg, byFP: map[string]*Identity{}, pods: podTokens{byToken: map[string]podToken{}, byFP: map[string]*podSession{}}}
+	return &Resolver{cfg: cfg, byFP: map[string]*Identity{}, pods: podTokens{byToken: map[string]podToken{}, byFP: map[string]*podSession{}, onRefresh: cfg.OnRefresh}}
 }
 
 // Resolve returns the identity for one Mount, in the documented precedence:
@@ -190,7 +194,7 @@ func (r *Resolver) nodePublish(m MountInfo) (*Identity, bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newIdentity(ModeNodePublishRole, "", role, "", p), nil
+		return newIdentity(ModeNodePublishRole, "", role, "", p, r.cfg.OnRefresh), nil
 	})
 	if err != nil {
 		return nil, true, err
@@ -239,7 +243,7 @@ func (r *Resolver) AssumeRole(_ context.Context, base *Identity, roleArn string)
 		if err != nil {
 			return nil, err
 		}
-		return newIdentity(ModeCrossAccount, "", roleArn, "crossAccountRoleArn assumed on top of "+base.String(), p), nil
+		return newIdentity(ModeCrossAccount, "", roleArn, "crossAccountRoleArn assumed on top of "+base.String(), p, r.cfg.OnRefresh), nil
 	})
 	if err != nil {
 		return nil, err

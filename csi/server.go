@@ -160,7 +160,7 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		outcome = "invalid"
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	spec, err := fetch.ParseParameters(attrs)
+	spec, err := s.Fetcher.ParseParameters(attrs)
 	if err != nil {
 		outcome = "invalid"
 		return nil, status.Error(codes.InvalidArgument, err.Error())

@@ -56,6 +56,7 @@ type Fetcher struct {
 	sem    chan struct{}
 	limit  map[ObjectType]*rate.Limiter
 	obs    Observer
+	specs  specMemo
 }
 
 // NewFetcher wires a cache and a source.
@@ -100,6 +101,17 @@ func NewFetcher(cache *Cache, source Source, opts FetcherOptions) *Fetcher {
 
 // Cache returns the fetcher's cache.
 func (f *Fetcher) Cache() *Cache { return f.cache }
+
+// ParseParameters is the package's ParseParameters, remembering successful
+// parses (bounded) in this fetcher: the Mount path, where kubelet sends the
+// same parameters every minute or two. The Spec returned may be shared: do
+// not modify it. A nil Fetcher (a test that never fetches) parses every time.
+func (f *Fetcher) ParseParameters(params map[string]string) (*Spec, error) {
+	if f == nil {
+		return ParseParameters(params)
+	}
+	return f.specs.parse(params)
+}
 
 // File is one file of a mount: a relative path, its bytes and the upstream
 // version it came from.

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,5 +32,51 @@ func TestCheckKMSEndpoint(t *testing.T) {
 		if _, _, kerr := f.Key(id, spec, o); kerr == nil || kerr.Error() != err.Error() {
 			t.Errorf("Key with %q: %v, want the same refusal", ep, kerr)
 		}
+	}
+}
+
+// TestParseMemoIsTheFetchers: the Mount path's memo of successful parses
+// lives in the Fetcher that cmd builds, not in a package global: the same
+// parameters give the same Spec from one fetcher, a new fetcher starts
+// empty, failures are not remembered, and the package function always
+// parses.
+func TestParseMemoIsTheFetchers(t *testing.T) {
+	params := map[string]string{ParamObjects: "- objectName: db\n", ParamRegion: "cn-hangzhou"}
+	f1 := NewFetcher(NewCache(CacheOptions{}), nil, FetcherOptions{})
+	f2 := NewFetcher(NewCache(CacheOptions{}), nil, FetcherOptions{})
+	a, err := f1.ParseParameters(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := f1.ParseParameters(params); b != a {
+		t.Fatal("the same fetcher parsed the same parameters twice")
+	}
+	if c, _ := f2.ParseParameters(params); c == a {
+		t.Fatal("two fetchers share a memo")
+	}
+	if d, _ := ParseParameters(params); d == a {
+		t.Fatal("the package's ParseParameters answered from a memo")
+	}
+	bad := map[string]string{ParamObjects: "- objectName: /etc/passwd\n"}
+	for range 2 {
+		if _, err := f1.ParseParameters(bad); !IsValidation(err) {
+			t.Fatalf("bad parameters: %v", err)
+		}
+	}
+	if n := len(f1.specs.m); n != 1 {
+		t.Fatalf("%d parses remembered, want 1 (failures are not)", n)
+	}
+	for i := range maxParsed + 1 {
+		p := map[string]string{ParamObjects: "- objectName: db" + strconv.Itoa(i) + "\n"}
+		if _, err := f1.ParseParameters(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f1.specs.m); n > maxParsed {
+		t.Fatalf("%d parses remembered, over the bound %d", n, maxParsed)
+	}
+	var nilFetcher *Fetcher
+	if s, err := nilFetcher.ParseParameters(params); err != nil || len(s.Objects) != 1 {
+		t.Fatalf("a nil Fetcher: %v", err)
 	}
 }

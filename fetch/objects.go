@@ -141,44 +141,12 @@ func IsValidation(err error) bool {
 	return errors.As(err, &v)
 }
 
-// parsed memoizes successful parses: kubelet re-publishes every volume every
-// minute or two with the same parameters, and parsing the YAML is most of a
-// warm Mount's CPU. A parse is a pure function of its three inputs, and a
-// Spec is never modified after it is built (callers must treat it as
-// read-only), so sharing one is safe. Bounded: cleared when full.
-var parsed struct {
-	sync.Mutex
-	m map[string]*Spec
-}
-
-const maxParsed = 512
-
 // ParseParameters turns SecretProviderClass parameters (merged with volume
 // attributes by the driver, so untrusted) into a Spec. Every rejection is a
-// *ValidationError naming the field and the fix; nothing is fetched. The
-// returned Spec may be shared between callers: do not modify it.
+// *ValidationError naming the field and the fix; nothing is fetched. Every
+// call parses: Fetcher.ParseParameters remembers successful parses for the
+// Mount path.
 func ParseParameters(params map[string]string) (*Spec, error) {
-	key := params[ParamObjects] + "\x00" + params[ParamPathTranslation] + "\x00" + params[ParamRegion]
-	parsed.Lock()
-	if s, ok := parsed.m[key]; ok {
-		parsed.Unlock()
-		return s, nil
-	}
-	parsed.Unlock()
-	s, err := parseParameters(params)
-	if err != nil {
-		return nil, err
-	}
-	parsed.Lock()
-	if parsed.m == nil || len(parsed.m) >= maxParsed {
-		parsed.m = map[string]*Spec{}
-	}
-	parsed.m[key] = s
-	parsed.Unlock()
-	return s, nil
-}
-
-func parseParameters(params map[string]string) (*Spec, error) {
 	spec := &Spec{PathSeparator: "_"}
 
 	if r, ok := params[ParamRegion]; ok && r != "" {
@@ -242,6 +210,41 @@ func parseParameters(params map[string]string) (*Spec, error) {
 		return nil, err
 	}
 	return spec, nil
+}
+
+// specMemo remembers successful parses: kubelet re-publishes every volume
+// every minute or two with the same parameters, and parsing the YAML is most
+// of a warm Mount's CPU. A parse is a pure function of its three inputs, and
+// a Spec is never modified after it is built (callers must treat it as
+// read-only), so sharing one is safe. Bounded: cleared when full. The zero
+// value is ready; each Fetcher holds one, so nothing is shared between
+// fetchers (or tests).
+type specMemo struct {
+	mu sync.Mutex
+	m  map[string]*Spec
+}
+
+const maxParsed = 512
+
+func (sm *specMemo) parse(params map[string]string) (*Spec, error) {
+	key := params[ParamObjects] + "\x00" + params[ParamPathTranslation] + "\x00" + params[ParamRegion]
+	sm.mu.Lock()
+	s, ok := sm.m[key]
+	sm.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := ParseParameters(params)
+	if err != nil {
+		return nil, err
+	}
+	sm.mu.Lock()
+	if sm.m == nil || len(sm.m) >= maxParsed {
+		sm.m = map[string]*Spec{}
+	}
+	sm.m[key] = s
+	sm.mu.Unlock()
+	return s, nil
 }
 
 // mergeGuideStyle accepts the user guide's literal example

@@ -131,12 +131,14 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 	if err != nil {
 		return nil, err
 	}
+	var onRefresh func(auth.Mode, error)
 	if co, ok := obs.(interface{ CredentialRefresh(string, error) }); ok {
-		auth.SetRefreshObserver(func(m auth.Mode, err error) { co.CredentialRefresh(string(m), err) })
+		onRefresh = func(m auth.Mode, err error) { co.CredentialRefresh(string(m), err) }
 	}
 	resolver := &identity{Resolver: auth.NewResolver(auth.Config{
 		Getenv: o.getenv, STSEndpoint: o.stsEndpoint, Region: region, MetadataProxy: o.metadataProxy,
 		ServiceAccounts: o.serviceAccounts(log), DenyProviderIdentity: o.denyProviderIdentity, Log: log,
+		OnRefresh: onRefresh,
 	})}
 	if o.policyFile != "" {
 		p, err := auth.LoadPolicy(o.policyFile, log)
