@@ -315,6 +315,20 @@ func newPodSim(t *testing.T, ds *appsv1.DaemonSet, configMaps map[string]*corev1
 		if err := os.MkdirAll(local, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if v.HostPath != nil && os.Geteuid() == 0 {
+			// In a container every volume is a bind mount, a mount point of
+			// its own: the binary must cope (e.g. never mount the FUSE view
+			// on the volume itself). Found by the cluster suite.
+			if err := syscall.Mount(local, local, "", syscall.MS_BIND, ""); err != nil {
+				t.Fatalf("bind mount of volume %s: %v", m.Name, err)
+			}
+			// Private: in one mount namespace a shared bind mount would
+			// show every mount under it twice (the host's / may be shared).
+			if err := syscall.Mount("", local, "", syscall.MS_PRIVATE, ""); err != nil {
+				t.Fatalf("make volume %s private: %v", m.Name, err)
+			}
+			t.Cleanup(func() { _ = syscall.Unmount(local, syscall.MNT_DETACH) })
+		}
 		p.paths[m.MountPath] = local
 		switch {
 		case v.ConfigMap != nil:

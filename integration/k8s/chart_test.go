@@ -566,18 +566,21 @@ func checkFuse(t *testing.T, objs []runtime.Object, sc scenario) {
 	}
 
 	checkMountsDisjoint(t, c)
+	// The volume is the mountpoint's parent: inside the container a volume
+	// is itself a mount point, and serve refuses to mount the view on one.
+	hostDir := filepath.Dir(mountpoint)
 	m, ok := mountOf(c, "fuse-mountpoint")
-	if !ok || m.MountPath != mountpoint || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional || m.ReadOnly {
-		t.Errorf("mountpoint mount %+v: want %s, writable, with Bidirectional propagation", m, mountpoint)
+	if !ok || m.MountPath != hostDir || m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationBidirectional || m.ReadOnly {
+		t.Errorf("mountpoint mount %+v: want %s (the mountpoint's parent), writable, with Bidirectional propagation", m, hostDir)
 	}
 	for _, other := range c.VolumeMounts {
 		if other.Name != "fuse-mountpoint" && other.MountPropagation != nil && *other.MountPropagation != corev1.MountPropagationNone {
 			t.Errorf("%s is mounted with propagation %s; only the view's mountpoint needs it", other.Name, *other.MountPropagation)
 		}
 	}
-	if v := volume(t, pod, "fuse-mountpoint"); v.HostPath == nil || v.HostPath.Path != mountpoint ||
+	if v := volume(t, pod, "fuse-mountpoint"); v.HostPath == nil || v.HostPath.Path != hostDir ||
 		v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate {
-		t.Errorf("mountpoint volume %+v is not hostPath %s (DirectoryOrCreate)", v.VolumeSource, mountpoint)
+		t.Errorf("mountpoint volume %+v is not hostPath %s (DirectoryOrCreate)", v.VolumeSource, hostDir)
 	}
 	if v := volume(t, pod, "fuse-dev"); v.HostPath == nil || v.HostPath.Path != "/dev/fuse" ||
 		v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathCharDev {
@@ -695,6 +698,10 @@ func TestChartRejects(t *testing.T) {
 		{"fuse class not a file name", []string{"fuse.enabled=true", "fuse.classes.a/b=x"}, "plain file name"},
 		{"fuse mountpoint in the socket directory", []string{"fuse.enabled=true", "fuse.classes.a=x",
 			"fuse.mountpoint=/var/run/secrets-store-csi-providers/fuse"}, "fuse.mountpoint"},
+		{"fuse mountpoint whose parent is a system directory", []string{"fuse.enabled=true", "fuse.classes.a=x",
+			"fuse.mountpoint=/var/run/fuse"}, "directory of its own"},
+		{"fuse mountpoint next to the socket directory", []string{"fuse.enabled=true", "fuse.classes.a=x",
+			"fuse.mountpoint=/var/run/secrets-store-csi-providers"}, "overlap"},
 		{"fuse option of the old DaemonSet", []string{"fuse.enabled=true", "fuse.classes.a=x", "fuse.healthPort=8091"}, "healthPort"},
 		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
 		{"fuse view and no provider identity", []string{"fuse.enabled=true", "fuse.classes.a=x", "denyProviderIdentity=true"}, "denyProviderIdentity"},

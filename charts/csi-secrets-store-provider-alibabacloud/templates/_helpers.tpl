@@ -59,6 +59,14 @@ because RAM roles trust system:serviceaccount:<namespace>:csi-secrets-store-prov
 {{- define "csspa.configDir" -}}/etc/csi-secrets-store-provider-alibabacloud/config{{- end -}}
 
 {{/* Where the ConfigMap with the FUSE view's classes is mounted. */}}
+{{/*
+The host directory shared with the provider for the FUSE view: the parent of
+fuse.mountpoint. The view is mounted on a subdirectory of this volume, never
+on the volume itself: inside a container the volume is a bind mount, and the
+provider refuses to mount the view over a mount point.
+*/}}
+{{- define "csspa.fuseHostDir" -}}{{ dir (trimSuffix "/" .Values.fuse.mountpoint) }}{{- end -}}
+
 {{- define "csspa.fuseClassDir" -}}/etc/csi-secrets-store-provider-alibabacloud/fuse-classes{{- end -}}
 
 {{/*
@@ -122,10 +130,13 @@ Checks that fail the render with a message that says what to set.
 {{- fail (printf "fuse.classes: %q is not a plain file name" $file) -}}
 {{- end -}}
 {{- end -}}
-{{- $mp := trimSuffix "/" .Values.fuse.mountpoint -}}
+{{- $mp := include "csspa.fuseHostDir" . -}}
 {{- $pd := trimSuffix "/" .Values.linux.providersDir -}}
 {{- if or (eq $mp $pd) (hasPrefix (printf "%s/" $pd) $mp) (hasPrefix (printf "%s/" $mp) $pd) -}}
-{{- fail (printf "fuse.mountpoint (%s) and linux.providersDir (%s) overlap: give the view a directory of its own" .Values.fuse.mountpoint .Values.linux.providersDir) -}}
+{{- fail (printf "fuse.mountpoint's directory (%s) and linux.providersDir (%s) overlap: give the view a directory of its own" $mp .Values.linux.providersDir) -}}
+{{- end -}}
+{{- if has $mp (list "/" "/var" "/run" "/var/run" "/var/lib" "/var/lib/kubelet" "/etc" "/usr" "/opt" "/home" "/root" "/srv" "/mnt" "/media" "/tmp" "/var/tmp" "/dev" "/proc" "/sys" "/boot") -}}
+{{- fail (printf "fuse.mountpoint (%s): its parent directory %s is shared with the host (hostPath, Bidirectional propagation); choose a mountpoint inside a directory of its own, e.g. /var/run/csi-secrets-store-provider-alibabacloud/fuse" .Values.fuse.mountpoint $mp) -}}
 {{- end -}}
 {{- end -}}
 {{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
