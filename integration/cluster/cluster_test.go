@@ -254,7 +254,7 @@ func testSecretSync(t *testing.T) {
 	ns := s.namespace(t)
 	s.applyYAML(t, ns, s.exampleManifest(t, "examples/spc-sync-secret.yaml"))
 	pods := s.deploymentPods(t, ns, "app-sync-secret", 1)
-	out, err := s.exec(ns, pods[0], "printenv", "DB_USERNAME")
+	out, err := s.exec(ns, pods[0], "sh", "-c", `echo "$DB_USERNAME"`)
 	if err != nil {
 		t.Fatal(err)
 	}
