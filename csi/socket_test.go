@@ -145,13 +145,15 @@ func TestStoppingServerLeavesTheNextServersSocket(t *testing.T) {
 		t.Fatalf("B does not answer: %v", err)
 	}
 	select {
-	case <-aDone:
-		t.Fatal("A finished before its in-flight Mount did")
+	case err := <-aDone:
+		t.Fatalf("A finished (%v) before its in-flight Mount did", err)
 	default:
 	}
 
 	close(block.release)
-	<-inflight
+	if err := <-inflight; err != nil {
+		t.Logf("the drained Mount: %v", err)
+	}
 	if err := <-aDone; err != nil {
 		t.Fatalf("A: %v", err)
 	}

@@ -278,7 +278,7 @@ func parseJWKS(data []byte) ([]jwk, error) {
 			}
 			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %v", where, err)
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 			out = append(out, jwk{kid: k.Kid, alg: k.Alg, ec: pub})
 		}
