@@ -250,7 +250,7 @@ func tooLarge(files []fetch.File, n, limit int) string {
 	mib := func(b int) string { return fmt.Sprintf("%d bytes (%.1f MiB)", b, float64(b)/(1<<20)) }
 	return fmt.Sprintf("the response is %s, over the %s the driver accepts: %d files hold %d bytes; largest %s. "+
 		"Mount fewer or smaller objects, or raise the secrets-store-csi-driver's --max-call-recv-msg-size "+
-		"(chart value secrets-store-csi-driver.maxCallRecvMsgSize) and this provider's --max-response-bytes to the same value; "+
+		"and this provider's --max-response-bytes to the same value (this chart: secrets-store-csi-driver.maxCallRecvMsgSize sets both); "+
 		"a class that syncs a Kubernetes Secret must stay under 1 MiB either way",
 		mib(n), mib(limit), len(files), total, strings.Join(largest, ", "))
 }

@@ -67,6 +67,9 @@ type scenario struct {
 	fuse     bool
 	deny     bool   // --deny-provider-identity
 	cacheTTL string // expected --cache-ttl
+	// expected --max-response-bytes: the driver's maxCallRecvMsgSize; ""
+	// means the upstream default, 4194304.
+	maxResponse string
 	// fuseFlags: the --fuse-* options besides the mountpoint and classes
 	// (name -> value, "" for a boolean); nil: the defaults (uid and gid 0).
 	fuseFlags map[string]string
@@ -74,6 +77,11 @@ type scenario struct {
 
 var scenarios = []scenario{
 	{name: "defaults", poll: "2m", cacheTTL: "2m"},
+	{
+		// A raised driver limit raises the provider's with it.
+		name: "defaults+max-call-recv-msg-size", sets: []string{"secrets-store-csi-driver.maxCallRecvMsgSize=8388608"},
+		poll: "2m", cacheTTL: "2m", maxResponse: "8388608",
+	},
 	{name: "worker-role", values: []string{"values-worker-role.yaml"}, poll: "2m", cacheTTL: "2m"},
 	{
 		// When pods cannot reach ECS metadata: host network, cluster DNS kept.
@@ -229,9 +237,39 @@ func TestChart(t *testing.T) {
 					}
 					objs := decodeAll(t, name, out)
 					checkProvider(t, objs, sc)
+					checkMaxResponse(t, objs, sc, driverOn)
 					checkDriver(t, objs, sc, driverOn, kv)
 					checkFuse(t, objs, sc)
 				})
+			}
+		}
+	}
+}
+
+// checkMaxResponse: the provider refuses an oversize Mount at the size the
+// bundled driver would (its maxCallRecvMsgSize, default 4194304). Without the
+// bundled driver the chart cannot know the size and leaves the provider's
+// default, the driver's own default.
+func checkMaxResponse(t *testing.T, objs []runtime.Object, sc scenario, driverOn bool) {
+	ds := find[*appsv1.DaemonSet](objs)[releaseName]
+	if ds == nil {
+		return // checkProvider reports it
+	}
+	f := flags(container(t, ds.Spec.Template.Spec, "provider").Args[1:])
+	want := sc.maxResponse
+	if want == "" && driverOn {
+		want = "4194304"
+	}
+	if got := f["--max-response-bytes"]; got != want {
+		t.Errorf("--max-response-bytes=%q, want %q (secrets-store-csi-driver.maxCallRecvMsgSize, driver installed: %v)", got, want, driverOn)
+	}
+	if !driverOn {
+		return
+	}
+	for _, d := range find[*appsv1.DaemonSet](objs) {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if v, ok := flags(c.Args)["--max-call-recv-msg-size"]; ok && v != want {
+				t.Errorf("driver --max-call-recv-msg-size=%s, provider --max-response-bytes=%s: they must match", v, want)
 			}
 		}
 	}

@@ -176,6 +176,11 @@ how to log. The socket, probe and policy flags are in daemonset.yaml.
 {{- with .Values.cache.maxStale }}
 - --max-stale={{ . }}
 {{- end }}
+{{- /* The driver refuses a response over its --max-call-recv-msg-size: the
+provider refuses it first, naming the files, at the same size. */}}
+{{- with (index .Values "secrets-store-csi-driver" | default dict).maxCallRecvMsgSize }}
+- --max-response-bytes={{ . | int64 }}
+{{- end }}
 {{- with .Values.throttle.maxConcurrentFetches }}
 - --max-concurrent-fetches={{ . }}
 {{- end }}
