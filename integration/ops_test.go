@@ -322,6 +322,19 @@ func TestMetricsObjectLabelsWhenAsked(t *testing.T) {
 	if s.Sum(mp+"upstream_requests_total", "service", "oos", "code", "OK", "object", "test") != 1 {
 		t.Errorf("no upstream series for object test:\n%s", grepLines(s.Text, "upstream_requests_total"))
 	}
+	// Names a class requests that cannot be served never become labels.
+	for i := 0; i < 3; i++ {
+		if _, err := p.mount(context.Background(), objects(fmt.Sprintf("- objectName: no-such-secret-%d", i)), nil); err == nil {
+			t.Fatal("a Mount of a missing secret succeeded")
+		}
+	}
+	s = p.scrape(t)
+	if strings.Contains(s.Text, "no-such-secret") {
+		t.Errorf("names never served are labels:\n%s", grepLines(s.Text, "no-such-secret"))
+	}
+	if s.Sum(mp+"cache_requests_total", "type", "kms", "outcome", "error", "object", "(other)") != 3 {
+		t.Errorf("the failed lookups are not counted under (other):\n%s", grepLines(s.Text, "cache_requests_total"))
+	}
 }
 
 func grepLines(text, sub string) string {

@@ -6,6 +6,8 @@
 //
 // Secret names are labels only when Options.ObjectLabels is set
 // (--metrics-object-labels): they cost cardinality and may be confidential.
+// Even then only names served successfully are labels, at most
+// Options.ObjectLabelsMax of them (see objectLabels).
 // No label ever holds a secret value, a token or a credential.
 package metrics
 
@@ -48,9 +50,13 @@ type FUSEObserver interface {
 
 // Options configure a Metrics.
 type Options struct {
-	// ObjectLabels adds an object label (the object's name) to the cache
-	// and upstream request counters.
+	// ObjectLabels adds an object label to the cache and upstream request
+	// counters: the object's name once it has been served successfully,
+	// OtherObject before (names that do not exist never become labels).
 	ObjectLabels bool
+	// ObjectLabelsMax caps the objects labelled by name; past it the least
+	// recently used one's series are deleted. 0 is DefaultObjectLabelsMax.
+	ObjectLabelsMax int
 	// Version and Commit label alibabacloud_provider_build_info.
 	Version, Commit string
 }
@@ -58,8 +64,8 @@ type Options struct {
 // Metrics holds every family on its own registry. Its methods are cheap and
 // never block; a nil *Metrics is not valid, use fetch.NopObserver instead.
 type Metrics struct {
-	reg          *prometheus.Registry
-	objectLabels bool
+	reg     *prometheus.Registry
+	objects *objectLabels // nil without Options.ObjectLabels
 
 	mountRequests       *prometheus.CounterVec
 	mountDuration       *prometheus.HistogramVec
@@ -96,8 +102,7 @@ func New(o Options) *Metrics {
 		return ls
 	}
 	m := &Metrics{
-		reg:          prometheus.NewRegistry(),
-		objectLabels: o.ObjectLabels,
+		reg: prometheus.NewRegistry(),
 		mountRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("mount_requests_total"),
 			Help: "Mount requests from the Secrets Store CSI Driver, by outcome: success, invalid (bad parameters), denied (namespace policy), identity (credentials), fetch (an object failed), too-large (the response would exceed --max-response-bytes, the driver's limit), error (anything else).",
@@ -170,6 +175,9 @@ func New(o Options) *Metrics {
 		m.credentialRefreshes, m.retries, m.rateLimitWait,
 		m.fuseOps, m.panics,
 	)
+	if o.ObjectLabels {
+		m.objects = newObjectLabels(o.ObjectLabelsMax, m.cacheRequests, m.upstreamRequests)
+	}
 	for _, oc := range mountOutcomes {
 		m.mountRequests.WithLabelValues(oc)
 	}
@@ -215,8 +223,9 @@ func (m *Metrics) Panic(where string) { m.panics.WithLabelValues(label(where)).I
 
 // CacheLookup counts how the cache answered one object.
 func (m *Metrics) CacheLookup(t fetch.ObjectType, name string, o fetch.Outcome) {
-	if m.objectLabels {
-		m.cacheRequests.WithLabelValues(service(t), label(string(o)), label(name)).Inc()
+	if m.objects != nil {
+		served := o != fetch.OutcomeError
+		m.objects.inc(m.cacheRequests, service(t), label(name), served, service(t), label(string(o)))
 		return
 	}
 	m.cacheRequests.WithLabelValues(service(t), label(string(o))).Inc()
@@ -246,8 +255,8 @@ func (m *Metrics) UpstreamCall(t fetch.ObjectType, name, code string, d time.Dur
 		code = CodeOK
 	}
 	svc, act := service(t), Action(t)
-	if m.objectLabels {
-		m.upstreamRequests.WithLabelValues(svc, act, label(code), label(name)).Inc()
+	if m.objects != nil {
+		m.objects.inc(m.upstreamRequests, svc, label(name), code == CodeOK, svc, act, label(code))
 	} else {
 		m.upstreamRequests.WithLabelValues(svc, act, label(code)).Inc()
 	}

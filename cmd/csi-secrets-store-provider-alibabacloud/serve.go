@@ -25,6 +25,7 @@ type serveOptions struct {
 	metricsAddr         string
 	healthAddr          string
 	metricsObjectLabels bool
+	metricsObjectsMax   int
 
 	// The FUSE view in this process (--fuse-*): it shares serve's cache.
 	view viewFlags
@@ -42,7 +43,8 @@ func (s *serveOptions) register(flags *flag.FlagSet) {
 func (s *serveOptions) registerOps(flags *flag.FlagSet) {
 	flags.StringVar(&s.metricsAddr, "metrics-addr", ":8080", "listen address of the Prometheus endpoint /metrics; empty disables it")
 	flags.StringVar(&s.healthAddr, "health-addr", ":8081", "listen address of /healthz (liveness) and /readyz (readiness); empty disables them")
-	flags.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add the object name as a label of the cache and upstream request metrics (cardinality grows with the number of secrets, and names become visible to whoever scrapes)")
+	flags.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add an object label to the cache and upstream request metrics: the object's name once it has been served successfully, \""+metrics.OtherObject+"\" for names never served (they do not exist or may not be read) and for objects past --metrics-object-labels-max. Names become visible to whoever scrapes")
+	flags.IntVar(&s.metricsObjectsMax, "metrics-object-labels-max", metrics.DefaultObjectLabelsMax, "with --metrics-object-labels, how many objects keep their own series; past it the least recently used object's series are deleted")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -56,6 +58,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if flags.NArg() > 0 {
 		return usageError{fmt.Errorf("serve takes no arguments, got %q", flags.Args())}
+	}
+	if so.metricsObjectsMax <= 0 {
+		return usageError{fmt.Errorf("--metrics-object-labels-max %d: give at least 1", so.metricsObjectsMax)}
 	}
 	if so.maxResponse <= 0 {
 		return usageError{fmt.Errorf("--max-response-bytes %d: give the driver's --max-call-recv-msg-size (%d by default)", so.maxResponse, csi.DefaultMaxResponseBytes)}
@@ -77,7 +82,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}
 	log := so.logger(os.Stderr)
-	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, Version: version, Commit: commit})
+	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, ObjectLabelsMax: so.metricsObjectsMax, Version: version, Commit: commit})
 	st, err := so.build(ctx, log, mx)
 	if err != nil {
 		return err
