@@ -71,6 +71,11 @@ type Config struct {
 	// Observer, when set, is told about every operation the view answers
 	// (metrics.Metrics implements it).
 	Observer Observer
+	// Takeover detaches a live view found on Mountpoint (another process
+	// serving it) and mounts this one; its open files keep working until
+	// closed. Without it Mount refuses a live view (*LiveViewError) and
+	// detaches only a dead one (see DetachStale).
+	Takeover bool
 }
 
 // Observer is told about every FUSE operation the view answers: op is
@@ -98,8 +103,9 @@ type Server struct {
 }
 
 // Mount detaches a stale mount of the view left at cfg.Mountpoint (a crashed
-// or replaced process), then mounts the classes read-only and starts the
-// notifier. Nothing is fetched until a file is looked up.
+// process), or refuses a live one unless cfg.Takeover is set, then mounts
+// the classes read-only and starts the notifier. Nothing is fetched until a
+// file is looked up.
 func Mount(cfg Config) (*Server, error) {
 	if cfg.Mountpoint == "" {
 		return nil, errors.New("fuse view: no mountpoint")
@@ -146,12 +152,15 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	n, err := DetachStale(dir)
+	d, err := DetachStale(dir, cfg.Takeover)
 	if err != nil {
 		return nil, err
 	}
-	if n > 0 {
-		log.Warn("detached a stale FUSE view left on the mountpoint (a crashed or replaced process); files still open there keep their old connection", "mountpoint", dir, "mounts", n)
+	if d.Stale > 0 {
+		log.Warn("detached a stale FUSE view left on the mountpoint (its daemon is gone: a crashed process)", "mountpoint", dir, "mounts", d.Stale)
+	}
+	if d.Live > 0 {
+		log.Warn("took over the live FUSE view on the mountpoint: its process no longer serves it, files open in it keep reading until closed", "mountpoint", dir, "mounts", d.Live)
 	}
 	// 0755: with --allow-other, the view's owner must be able to reach it.
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // see above; the view's own root is 0500

@@ -305,9 +305,9 @@ func TestMountInfoParsing(t *testing.T) {
 	}
 }
 
-// A second view mounted on the same directory takes over (the first is
-// detached, its open files keep working); closing the first then leaves the
-// successor alone.
+// A second view mounted on the same directory with Takeover takes over (the
+// first is detached, its open files keep working); closing the first then
+// leaves the successor alone.
 func TestSuccessorTakesOver(t *testing.T) {
 	requireFUSE(t)
 	first := newEnv(t, appSource(), nil, appClass(t))
@@ -322,9 +322,12 @@ func TestSuccessorTakesOver(t *testing.T) {
 
 	src2 := appSource()
 	src2.set("param", "from-the-successor")
-	second := newEnv(t, src2, func(c *Config) { c.Mountpoint = first.dir }, appClass(t))
+	second := newEnv(t, src2, func(c *Config) { c.Mountpoint, c.Takeover = first.dir, true }, appClass(t))
 	if err := second.srv.Check(); err != nil {
 		t.Fatalf("second Check: %v", err)
+	}
+	if !strings.Contains(second.logs.String(), "took over the live FUSE view") {
+		t.Errorf("the takeover is not logged:\n%s", second.logs.String())
 	}
 	if err := first.srv.Check(); err == nil {
 		t.Fatal("first Check passes after a successor took over")

@@ -1,11 +1,13 @@
-// This file holds the view's checks of the host and its mount table. None of
-// them touches a mounted view (that would block on a hung server); they decide
-// from /dev/fuse and /proc alone:
+// This file holds the view's checks of the host and its mount table. They
+// decide from /dev/fuse and /proc, and touch a mounted view only with one
+// statfs(2) bounded by a timeout (an unbounded access would block on a hung
+// server):
 //
 //   - Usable: whether this process can mount at all (/dev/fuse opens and the
 //     process holds CAP_SYS_ADMIN), with the reason when it cannot.
 //   - DetachStale: lazily detaches a view left on a mount point by a crashed
-//     or replaced process, before a new one is mounted there.
+//     process (its daemon is gone), before a new one is mounted there; a
+//     live view is refused (LiveViewError) unless the caller takes it over.
 //   - The /proc/self/mountinfo parser behind DetachStale (mountEntry,
 //     entriesAt, devString), which Server.Check also uses to confirm that its
 //     own mount is still the one on top of the mount point.
@@ -21,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Usable reports whether this process can mount the view: /dev/fuse opens
@@ -166,33 +169,95 @@ func devString(dev uint64) string {
 	return strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
 }
 
+// LiveViewError is DetachStale's refusal of a view that is still served:
+// its daemon answers, or is alive and does not answer (stopped or hung).
+type LiveViewError struct {
+	Mountpoint string
+	Why        string // "its daemon answers", ...
+}
+
+func (e *LiveViewError) Error() string {
+	return fmt.Sprintf("fuse view: a live FUSE view is already mounted on %s (%s): another process (mount, or serve --fuse-mountpoint) serves it", e.Mountpoint, e.Why)
+}
+
+// Detached counts the mounts DetachStale removed.
+type Detached struct {
+	Stale int // dead views: their daemon was gone
+	Live  int // live views taken over
+}
+
+// probeTimeout bounds the statfs(2) that tells a live view from a dead one.
+const probeTimeout = 2 * time.Second
+
+// probeView reports whether the view on top of dir still has its daemon.
+// The kernel never answers statfs(2) from a cache: it asks the daemon, and
+// once the daemon is gone (its /dev/fuse closed, which aborts the
+// connection) it fails at once with ENOTCONN. A daemon that answers is live,
+// and so is one that has not answered within probeTimeout: it is alive but
+// stopped or hung (the probe's thread stays blocked until it answers or
+// dies; the caller refuses and usually exits). Any other error is taken as
+// live too: only a view known to be dead is detached without being asked.
+func probeView(dir string) (live bool, why string) {
+	done := make(chan error, 1)
+	go func() {
+		var st syscall.Statfs_t
+		done <- syscall.Statfs(dir, &st)
+	}()
+	t := time.NewTimer(probeTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		switch {
+		case err == nil:
+			return true, "its daemon answers"
+		case errors.Is(err, syscall.ENOTCONN), errors.Is(err, syscall.ECONNABORTED):
+			return false, "its daemon is gone"
+		}
+		return true, fmt.Sprintf("statfs: %v", err)
+	case <-t.C:
+		return true, fmt.Sprintf("its daemon is alive but has not answered statfs within %s: stopped or hung", probeTimeout)
+	}
+}
+
 // DetachStale lazily unmounts (MNT_DETACH) every mount of this view found
-// on dir: one left by a crashed process (its connection is dead, so
-// accesses that reach it fail with ENOTCONN), or a live one whose process is
-// being replaced (its open files keep working until closed). It decides from
-// /proc/self/mountinfo alone and never touches the mount, which would block
-// on a hung server. Any other file system mounted on dir is an error. It
-// returns how many mounts it detached; dir must be absolute and clean.
-func DetachStale(dir string) (int, error) {
-	n := 0
+// on dir whose daemon is gone: one left by a crashed process, whose
+// accesses fail with ENOTCONN. A live view (probeView) is refused with a
+// *LiveViewError, unless takeover is set: then it is detached too, its open
+// files keep their connection until closed, and its process no longer
+// serves dir. It reads /proc/self/mountinfo and touches a view only with
+// probeView's bounded statfs, never with takeover. Any other file system
+// mounted on dir is an error. dir must be absolute and clean.
+func DetachStale(dir string, takeover bool) (Detached, error) {
+	var d Detached
 	for range 16 { // mounts can be stacked; bounded
 		types, err := mountsAt(dir)
 		if err != nil {
-			return n, fmt.Errorf("fuse view: read /proc/self/mountinfo: %w", err)
+			return d, fmt.Errorf("fuse view: read /proc/self/mountinfo: %w", err)
 		}
 		if len(types) == 0 {
-			return n, nil
+			return d, nil
 		}
 		if top := types[len(types)-1]; top != FSType {
-			return n, fmt.Errorf("fuse view: %s is already a mount point (%s); unmount it or choose another --mountpoint", dir, top)
+			return d, fmt.Errorf("fuse view: %s is already a mount point (%s); unmount it or choose another --mountpoint", dir, top)
+		}
+		live := true
+		if !takeover {
+			var why string
+			if live, why = probeView(dir); live {
+				return d, &LiveViewError{Mountpoint: dir, Why: why}
+			}
 		}
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 			if errors.Is(err, syscall.EINVAL) {
 				continue // raced with another unmount; look again
 			}
-			return n, fmt.Errorf("fuse view: detach the stale mount on %s: %w", dir, err)
+			return d, fmt.Errorf("fuse view: detach the mount on %s: %w", dir, err)
 		}
-		n++
+		if live {
+			d.Live++
+		} else {
+			d.Stale++
+		}
 	}
-	return n, fmt.Errorf("fuse view: %s still has mounts after %d detaches", dir, n)
+	return d, fmt.Errorf("fuse view: %s still has mounts after %d detaches", dir, d.Stale+d.Live)
 }

@@ -39,6 +39,8 @@ type viewFlags struct {
 	lookupTimeout time.Duration
 	kernelTimeout time.Duration
 	grace         time.Duration
+	takeover      bool
+	prefix        string // of the flag names: "" (mount) or "fuse-" (serve)
 }
 
 func (v *viewFlags) register(flags *flag.FlagSet) { v.registerAs(flags, "") }
@@ -47,7 +49,8 @@ func (v *viewFlags) register(flags *flag.FlagSet) { v.registerAs(flags, "") }
 // "fuse-" for serve, which can mount the view in its own process so the
 // view and the CSI side share one cache.
 func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
-	flags.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a stale mount left there by a crash is detached first")
+	v.prefix = p
+	flags.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a dead view left there by a crash is detached first, a live one is refused (see --"+p+"takeover)")
 	flags.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
 	flags.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
 	flags.IntVar(&v.gid, p+"gid", os.Getgid(), "owner gid of every file and directory of the view")
@@ -56,6 +59,7 @@ func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
 	flags.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
 	flags.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
 	flags.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
+	flags.BoolVar(&v.takeover, p+"takeover", false, "detach a live FUSE view that another process serves on the mountpoint and mount this one instead (files open in the old view keep reading until closed); without it a live view is refused. When this process exits, nothing is left mounted there")
 }
 
 func (v *viewFlags) validate() error {
@@ -168,7 +172,7 @@ func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.C
 	if err != nil {
 		return nil, fmt.Errorf("mount: the view reads with the provider's own identity: %w", err)
 	}
-	return fs.Mount(fs.Config{
+	srv, err := fs.Mount(fs.Config{
 		Mountpoint:    v.mountpoint,
 		Classes:       classes,
 		Fetcher:       st.fetcher,
@@ -182,7 +186,13 @@ func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.C
 		AttrTimeout:   v.kernelTimeout,
 		Logger:        log,
 		Observer:      obs,
+		Takeover:      v.takeover,
 	})
+	var live *fs.LiveViewError
+	if errors.As(err, &live) {
+		return nil, fmt.Errorf("%w. Stop that process first, or pass --%stakeover to detach its view and mount this one (its open files keep reading until closed; when this process exits, nothing is left mounted on %s)", err, v.prefix, live.Mountpoint)
+	}
+	return srv, err
 }
 
 // viewHealth answers /healthz (the view is still mounted and served here)
