@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,32 +47,70 @@ spec:
         objectAlias: tls/key.der
 `
 
+// devCacheTTL is dev's default --cache-ttl: short, so that a rotation
+// shows within seconds.
+const devCacheTTL = 10 * time.Second
+
+const devUsage = `usage: csi-secrets-store-provider-alibabacloud dev [flags]
+
+Runs an Alibaba Cloud emulator (KMS, OOS, STS, ECS metadata) seeded with demo
+secrets, serves the provider socket against it, Mounts a demo
+SecretProviderClass as the driver does and re-Mounts it until Ctrl-C. No cloud
+account, cluster or root needed; everything lives in a temporary directory that
+is removed on exit.
+
+flags:
+`
+
 type devOptions struct {
-	serveOptions
-	emulatorAddr string
-	target       string
-	remount      time.Duration
-	once         bool
-	noFUSE       bool
+	options
+	providerVolume string
+	emulatorAddr   string
+	target         string
+	remount        time.Duration
+	once           bool
+	noFUSE         bool
+	doctor         bool
+	printClass     bool
 }
 
 func runDev(ctx context.Context, args []string) error {
-	var do devOptions
+	do := devOptions{options: options{command: "dev"}}
+	do.setDefaults()
 	flags := flag.NewFlagSet("dev", flag.ContinueOnError)
-	do.register(flags)
+	// The services are the emulator's and the identity its demo AccessKey:
+	// dev registers only the shared flags that make sense against it, with
+	// its own defaults.
+	do.registerLimits(flags)
+	do.registerCache(flags, devCacheTTL)
+	do.registerPolicy(flags)
+	do.registerLog(flags)
+	flags.StringVar(&do.providerVolume, "provider-volume", "", "directory of the demo provider socket (alibabacloud.sock) (default: a temporary directory)")
 	flags.StringVar(&do.emulatorAddr, "emulator-addr", "127.0.0.1:0", "listen address of the embedded Alibaba Cloud emulator")
 	flags.StringVar(&do.target, "target", "", "directory the demo volume is written to (default: a temporary directory)")
 	flags.DurationVar(&do.remount, "remount-every", 15*time.Second, "re-Mount the demo volume this often, as the driver does with rotation on (0: never)")
 	flags.BoolVar(&do.once, "once", false, "do the demo Mount, print the result and exit")
 	flags.BoolVar(&do.noFUSE, "no-fuse", false, "do not mount the FUSE view of the demo class")
-	// dev's defaults: a short TTL so rotation is visible quickly.
-	if err := flags.Set("cache-ttl", "10s"); err != nil {
-		return err
+	flags.BoolVar(&do.doctor, "doctor", false, "run doctor on the demo class against an emulator of its own, print its report and exit (no socket, no Mount; works without a running dev)")
+	flags.BoolVar(&do.printClass, "print-class", false, "print the demo SecretProviderClass and exit")
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), devUsage)
+		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return usageError{err}
 	}
+	if flags.NArg() > 0 {
+		return usageError{fmt.Errorf("dev takes no arguments, got %q", flags.Args())}
+	}
 	out := os.Stdout
+	if do.printClass {
+		_, err := fmt.Fprint(out, demoClass)
+		return err
+	}
 	log := do.logger(os.Stderr)
 
 	emu, err := emulator.New(emulator.DemoSeed(), emulator.Options{Addr: do.emulatorAddr})
@@ -82,27 +121,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("starting the emulator: %w", err)
 	}
 	defer func() { _ = emu.Close() }()
-
-	work, err := os.MkdirTemp("", "alibabacloud-provider-dev-")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.RemoveAll(work) }()
-	if !flagPassed(flags, "provider-volume") {
-		do.providerVolume = filepath.Join(work, "providers")
-	}
-	if do.target == "" {
-		do.target = filepath.Join(work, "pod-volume")
-	}
-	if do.kmsEndpoint == "" {
-		do.kmsEndpoint = emu.URL()
-	}
-	if do.oosEndpoint == "" {
-		do.oosEndpoint = emu.URL()
-	}
-	if do.region == "" {
-		do.region = emulator.DemoRegion
-	}
+	do.kmsEndpoint, do.oosEndpoint, do.region = emu.URL(), emu.URL(), emulator.DemoRegion
 	do.getenv = func(k string) string {
 		switch k {
 		case "ACCESS_KEY_ID":
@@ -112,12 +131,27 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		return ""
 	}
+	if do.doctor {
+		return devDoctor(ctx, do.options, out)
+	}
+
+	work, err := os.MkdirTemp("", "alibabacloud-provider-dev-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	if do.providerVolume == "" {
+		do.providerVolume = filepath.Join(work, "providers")
+	}
+	if do.target == "" {
+		do.target = filepath.Join(work, "pod-volume")
+	}
 
 	st, err := do.build(ctx, log, fetch.NopObserver{})
 	if err != nil {
 		return err
 	}
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version, MaxResponseBytes: do.maxResponse}
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version, MaxResponseBytes: csi.DefaultMaxResponseBytes}
 	g, err := csi.NewGRPCServer(csi.SocketPath(do.providerVolume), srv)
 	if err != nil {
 		return err
@@ -126,7 +160,7 @@ func runDev(ctx context.Context, args []string) error {
 	defer stopCache()
 	sctx, stopServe := context.WithCancel(context.Background())
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- g.Serve(sctx, do.grace) }()
+	go func() { serveDone <- g.Serve(sctx, 5*time.Second) }()
 	defer func() { stopServe(); <-serveDone }() //nolint:errcheck // the serve error after a stop is expected
 
 	var spc struct {
@@ -143,9 +177,13 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	exe := "csi-secrets-store-provider-alibabacloud"
+	if p, err := os.Executable(); err == nil {
+		exe = shellQuote(p)
+	}
 	fmt.Fprintf(out, "Alibaba Cloud emulator (KMS, OOS, STS, ECS metadata): %s\n", emu.URL())
 	fmt.Fprintf(out, "Provider socket:                                      %s\n", g.Path())
-	fmt.Fprintf(out, "Demo SecretProviderClass:                             %s\n\n", classFile)
+	fmt.Fprintf(out, "Demo SecretProviderClass:                             %s (removed on exit; dev --print-class prints it)\n\n", classFile)
 
 	mount := func() error {
 		return demoMount(ctx, g.Path(), spc.Spec.Parameters, do.target, out)
@@ -153,22 +191,29 @@ func runDev(ctx context.Context, args []string) error {
 	if err := mount(); err != nil {
 		return err
 	}
+	// doctor on the demo class, as an operator checks a class against the
+	// cloud: a command that needs nothing of this run, so it still works
+	// after dev has exited and removed its emulator and files.
+	selfContained := exe + " dev --doctor"
 	if do.once {
+		fmt.Fprintf(out, "\nCheck the demo class with doctor (runs an emulator of its own; works after dev has exited):\n  %s\n", selfContained)
 		return nil
 	}
 	fuseNote, stopFUSE := startDevFUSE(ctx, &do.options, log, st, classFile, work, do.noFUSE)
 	defer stopFUSE()
 
-	exe, _ := os.Executable()
 	fmt.Fprintf(out, "\nTry next:\n")
 	fmt.Fprintf(out, "  ls -la %s && cat %s/db-username; echo\n", do.target, do.target)
 	fmt.Fprintf(out, "  # rotate the JSON secret upstream; the next re-Mount (every %s, cache TTL %s) writes the new files:\n", do.remount, do.cacheTTL)
 	for _, c := range emu.ExampleCommands() {
 		fmt.Fprintf(out, "  %s\n", c)
 	}
-	fmt.Fprintf(out, "  # check the class against the emulator, as an operator would against the cloud:\n")
-	fmt.Fprintf(out, "  ACCESS_KEY_ID=%s SECRET_ACCESS_KEY=%s %s doctor --class %s --kms-endpoint %s --oos-endpoint %s\n",
-		emulator.DemoAccessKeyID, emulator.DemoAccessKeySecret, exe, classFile, emu.URL(), emu.URL())
+	fmt.Fprintf(out, "  # check the demo class with doctor, as an operator checks a class against the cloud\n")
+	fmt.Fprintf(out, "  # (runs an emulator of its own; works after dev has exited):\n")
+	fmt.Fprintf(out, "  %s\n", selfContained)
+	fmt.Fprintf(out, "  # the same check against THIS dev's emulator, to see the faults and rotations above\n")
+	fmt.Fprintf(out, "  # (works only while this dev runs: its emulator stops with it):\n")
+	fmt.Fprintf(out, "  %s\n", devLiveDoctorCommand(exe, emu.URL()))
 	if fuseNote != "" {
 		fmt.Fprintf(out, "  %s\n", fuseNote)
 	}
@@ -193,15 +238,41 @@ func runDev(ctx context.Context, args []string) error {
 	}
 }
 
-// flagPassed reports whether the command line set the flag name.
-func flagPassed(flags *flag.FlagSet, name string) bool {
-	set := false
-	flags.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
+// devLiveDoctorCommand is doctor's command line against a running dev's
+// emulator: the class comes from dev --print-class (no file that dev
+// removes), the credentials are the emulator's demo AccessKey.
+func devLiveDoctorCommand(exe, emulatorURL string) string {
+	return fmt.Sprintf("%s dev --print-class | ACCESS_KEY_ID=%s SECRET_ACCESS_KEY=%s %s doctor --class - --region %s --kms-endpoint %s --oos-endpoint %s",
+		exe, emulator.DemoAccessKeyID, emulator.DemoAccessKeySecret, exe, emulator.DemoRegion, emulatorURL, emulatorURL)
+}
+
+// devDoctor runs doctor on the demo class against the emulator o points
+// at (dev --doctor) and returns doctor's exit code as an exitCode.
+func devDoctor(ctx context.Context, o options, out io.Writer) error {
+	cls, err := parseDoctorClasses("the demo class", "dev --print-class", []byte(demoClass))
+	if err != nil {
+		return err
+	}
+	o.command = "doctor"
+	o.policyFile = "" // doctor asks no policy
+	fmt.Fprintf(out, "doctor on dev's demo class, against an emulator of its own at %s.\n"+
+		"Against the cloud, the same report comes from: doctor --class FILE (docs/operations.md#doctor).\n\n", o.kmsEndpoint)
+	if code := doctorCheck(ctx, &o, cls, 30*time.Second, out, os.Stderr); code != doctorOK {
+		return exitCode(code)
+	}
+	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters safe unquoted.
+func shellQuote(s string) string {
+	safe := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=@%,", r)
+	}
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // driverAttributes builds MountRequest.attributes the way the driver does:

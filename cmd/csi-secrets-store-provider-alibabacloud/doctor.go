@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,11 @@ version. Exit code: 0 all objects readable, 1 some failed, 2 bad usage or class.
 flags:
 `
 
+const doctorUsageTail = `
+serve's other flags (socket, cache, namespace policy, metrics, health, FUSE view)
+are accepted and ignored, so that serve's command line can be reused as is.
+`
+
 func runDoctor(ctx context.Context, args []string) int {
 	return doctor(ctx, args, os.Stdout, os.Stderr)
 }
@@ -50,19 +56,27 @@ func (c *classFiles) String() string     { return strings.Join(*c, ",") }
 func (c *classFiles) Set(v string) error { *c = append(*c, v); return nil }
 
 func doctor(ctx context.Context, args []string, out, errw io.Writer) int {
-	var so serveOptions
+	o := options{command: "doctor"}
+	o.setDefaults()
 	var classes classFiles
 	flags := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	flags.SetOutput(errw)
-	so.register(flags)
-	// serve's operations flags are accepted (and unused) so that serve's
-	// command line can be reused as is.
-	so.registerOps(flags)
+	// doctor's own flags: where the services are, whose identity, the
+	// upstream limits, logging. The cache, the policy and serve's socket,
+	// operations and FUSE flags play no part in a check.
+	o.registerServices(flags)
+	o.registerIdentity(flags)
+	o.registerLimits(flags)
+	o.registerLog(flags)
 	flags.Var(&classes, "class", "SecretProviderClass manifest (YAML) to check, - for stdin; repeat for more files. Other documents in a file are skipped")
 	timeout := flags.Duration("timeout", 30*time.Second, "how long to try each object, retries included")
+	own := map[string]bool{}
+	flags.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
+	acceptServeFlags(flags)
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), doctorUsage)
-		flags.PrintDefaults()
+		printFlags(flags.Output(), flags, func(name string) bool { return own[name] })
+		fmt.Fprint(flags.Output(), doctorUsageTail)
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,8 +97,30 @@ func doctor(ctx context.Context, args []string, out, errw io.Writer) int {
 		fmt.Fprintln(errw, "error:", err)
 		return doctorBadUsage
 	}
-	log := so.logger(errw)
-	st, err := so.build(ctx, log, fetch.NopObserver{})
+	return doctorCheck(ctx, &o, cls, *timeout, out, errw)
+}
+
+// acceptServeFlags adds to flags every flag of serve it lacks, bound to
+// values nothing reads: doctor accepts serve's command line unchanged, and
+// its -h lists only its own flags.
+func acceptServeFlags(flags *flag.FlagSet) {
+	var so serveOptions
+	serve := flag.NewFlagSet("serve", flag.ContinueOnError)
+	so.register(serve)
+	so.registerOps(serve)
+	so.view.registerAs(serve, "fuse-")
+	serve.VisitAll(func(f *flag.Flag) {
+		if flags.Lookup(f.Name) == nil {
+			flags.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+}
+
+// doctorCheck builds the provider's stack from o and checks every class;
+// it returns doctor's exit code. dev --doctor calls it too.
+func doctorCheck(ctx context.Context, o *options, cls []doctorClass, timeout time.Duration, out, errw io.Writer) int {
+	log := o.logger(errw)
+	st, err := o.build(ctx, log, fetch.NopObserver{})
 	if err != nil {
 		fmt.Fprintln(errw, "error:", err)
 		var ue usageError
@@ -93,7 +129,7 @@ func doctor(ctx context.Context, args []string, out, errw io.Writer) int {
 		}
 		return doctorFailed
 	}
-	d := &doctorRun{st: st, timeout: *timeout, out: out}
+	d := &doctorRun{st: st, timeout: timeout, out: out}
 	for i, c := range cls {
 		if i > 0 {
 			fmt.Fprintln(out)
@@ -129,45 +165,55 @@ func loadDoctorClasses(paths []string) ([]doctorClass, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--class %s: %w", p, err)
 		}
-		n := 0
-		for i, doc := range yamlDocuments(data) {
-			var m struct {
-				Kind     string `json:"kind"`
-				Metadata struct {
-					Name string `json:"name"`
-				} `json:"metadata"`
-				Spec struct {
-					Provider   string            `json:"provider"`
-					Parameters map[string]string `json:"parameters"`
-				} `json:"spec"`
-			}
-			if err := yaml.Unmarshal(doc, &m); err != nil {
-				return nil, fmt.Errorf("--class %s: document %d is not valid YAML: %s", p, i+1, firstLine(err.Error()))
-			}
-			if m.Kind != "SecretProviderClass" {
-				continue
-			}
-			n++
-			where := fmt.Sprintf("--class %s: SecretProviderClass %q", p, m.Metadata.Name)
-			if m.Spec.Provider != csi.ProviderName {
-				return nil, fmt.Errorf("%s: spec.provider is %q; this provider serves classes with spec.provider: %s", where, m.Spec.Provider, csi.ProviderName)
-			}
-			if len(m.Spec.Parameters) == 0 {
-				return nil, fmt.Errorf("%s: spec.parameters is missing; set spec.parameters.objects to the list of secrets", where)
-			}
-			spec, err := fetch.ParseParameters(m.Spec.Parameters)
-			if err != nil {
-				var v *fetch.ValidationError
-				if errors.As(err, &v) {
-					return nil, fmt.Errorf("%s: spec.parameters.%s: %s", where, v.Field, v.Msg)
-				}
-				return nil, fmt.Errorf("%s: spec.parameters: %w", where, err)
-			}
-			out = append(out, doctorClass{source: p, name: m.Metadata.Name, params: m.Spec.Parameters, spec: spec})
+		cls, err := parseDoctorClasses("--class "+p, p, data)
+		if err != nil {
+			return nil, err
 		}
-		if n == 0 {
-			return nil, fmt.Errorf("--class %s: no SecretProviderClass in the file (kind: SecretProviderClass)", p)
+		out = append(out, cls...)
+	}
+	return out, nil
+}
+
+// parseDoctorClasses reads every SecretProviderClass document of data;
+// errors start with where (e.g. "--class FILE"), rows name source.
+func parseDoctorClasses(where, source string, data []byte) ([]doctorClass, error) {
+	var out []doctorClass
+	for i, doc := range yamlDocuments(data) {
+		var m struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Provider   string            `json:"provider"`
+				Parameters map[string]string `json:"parameters"`
+			} `json:"spec"`
 		}
+		if err := yaml.Unmarshal(doc, &m); err != nil {
+			return nil, fmt.Errorf("%s: document %d is not valid YAML: %s", where, i+1, firstLine(err.Error()))
+		}
+		if m.Kind != "SecretProviderClass" {
+			continue
+		}
+		at := fmt.Sprintf("%s: SecretProviderClass %q", where, m.Metadata.Name)
+		if m.Spec.Provider != csi.ProviderName {
+			return nil, fmt.Errorf("%s: spec.provider is %q; this provider serves classes with spec.provider: %s", at, m.Spec.Provider, csi.ProviderName)
+		}
+		if len(m.Spec.Parameters) == 0 {
+			return nil, fmt.Errorf("%s: spec.parameters is missing; set spec.parameters.objects to the list of secrets", at)
+		}
+		spec, err := fetch.ParseParameters(m.Spec.Parameters)
+		if err != nil {
+			var v *fetch.ValidationError
+			if errors.As(err, &v) {
+				return nil, fmt.Errorf("%s: spec.parameters.%s: %s", at, v.Field, v.Msg)
+			}
+			return nil, fmt.Errorf("%s: spec.parameters: %w", at, err)
+		}
+		out = append(out, doctorClass{source: source, name: m.Metadata.Name, params: m.Spec.Parameters, spec: spec})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no SecretProviderClass in the file (kind: SecretProviderClass)", where)
 	}
 	return out, nil
 }
@@ -365,10 +411,17 @@ func doctorFix(r doctorRow, id *auth.Identity, region string) string {
 	case fetch.KindThrottled:
 		return fmt.Sprintf("fix: %s kept throttling after retries. Try again later; if it persists, lower --%s-qps on the nodes\nor raise the account's quota.", svc, o.Type)
 	case fetch.KindUnavailable, fetch.KindDeadline:
-		s := fmt.Sprintf("fix: %s at %s did not answer usefully. Check the endpoint (%s, or the object's kmsEndpoint):\nhost[:port] for HTTPS, http://host:port for plain HTTP.", svc, orDash(k.Endpoint, "(none)"), flag)
+		where := flag
+		if o.Type == fetch.TypeKMS {
+			where += ", or the object's kmsEndpoint"
+		}
+		s := fmt.Sprintf("fix: %s at %s did not answer usefully. Check the endpoint (%s):\nhost[:port] for HTTPS, http://host:port for plain HTTP.", svc, orDash(k.Endpoint, "(none)"), where)
 		if k.Endpoint != "" && k.Endpoint == fetch.DefaultEndpoint(o.Type, region) {
 			s += fmt.Sprintf("\n%s is reachable only from an Alibaba Cloud VPC in %s; elsewhere pass %s %s.%s.aliyuncs.com.",
 				k.Endpoint, region, flag, o.Type, region)
+		}
+		if isLoopback(k.Endpoint) {
+			s += fmt.Sprintf("\n%s is this machine. If it is the emulator of `dev` (the command dev printed), dev must be running:\nits emulator stops when dev exits. `dev --doctor` checks the demo class against an emulator of its own.", k.Endpoint)
 		}
 		return s
 	case fetch.KindInvalid:
@@ -378,6 +431,24 @@ func doctorFix(r doctorRow, id *auth.Identity, region string) string {
 		return "fix: correct the class as the message says."
 	}
 	return "fix: see the message; rerun with -v 4 for details."
+}
+
+// isLoopback reports whether an endpoint (host[:port], http://host:port)
+// names this machine: a local emulator, such as dev's.
+func isLoopback(endpoint string) bool {
+	ep, err := fetch.ParseEndpoint(endpoint)
+	if err != nil {
+		return false
+	}
+	host := ep.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 type ramPolicy struct {

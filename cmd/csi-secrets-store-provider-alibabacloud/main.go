@@ -30,7 +30,9 @@ commands:
   doctor   check a SecretProviderClass against the real services and explain failures
   version  print the version, commit and Go version
 
-Run "csi-secrets-store-provider-alibabacloud <command> -h" for the flags of a command.
+With no command (the first argument is a flag), serve runs.
+Run "csi-secrets-store-provider-alibabacloud <command> -h" (or "help <command>")
+for the flags of a command, with that command's defaults.
 `
 
 func main() {
@@ -38,6 +40,20 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			// The program's help, not serve's: serve's is "serve -h".
+			fmt.Print(usage)
+			return 0
+		case "help":
+			if len(args) > 1 {
+				return run([]string{args[1], "-h"})
+			}
+			fmt.Print(usage)
+			return 0
+		}
+	}
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -61,10 +77,15 @@ func run(args []string) int {
 	case "doctor":
 		return runDoctor(ctx, args)
 	case "version":
+		if len(args) > 0 {
+			if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+				fmt.Print("usage: csi-secrets-store-provider-alibabacloud version\n\nPrints the version, commit, Go version and platform. It takes no flags.\n")
+				return 0
+			}
+			fmt.Fprintf(os.Stderr, "error: version takes no flags or arguments, got %q\n", args)
+			return 2
+		}
 		printVersion(os.Stdout)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Print(usage)
 		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", cmd, usage)
@@ -73,6 +94,10 @@ func run(args []string) int {
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return int(ec)
 		}
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -84,6 +109,12 @@ func run(args []string) int {
 	}
 	return 0
 }
+
+// exitCode ends the command with that exit code and no error line: the
+// command has printed why (dev --doctor's report).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit code %d", int(e)) }
 
 // usageError is a bad flag or argument (exit code 2).
 type usageError struct{ error }

@@ -48,14 +48,47 @@ type options struct {
 	command string
 }
 
+// register adds every shared flag with serve's defaults: serve and mount
+// use them all. dev and doctor register only the groups they use (see
+// registerServices and below), so that each command's -h shows its own
+// flags with its own defaults.
 func (o *options) register(flags *flag.FlagSet) {
 	o.command = flags.Name()
+	o.registerServices(flags)
+	o.registerIdentity(flags)
+	o.registerLimits(flags)
+	o.registerCache(flags, 2*time.Minute)
+	o.registerPolicy(flags)
+	o.registerLog(flags)
+}
+
+// setDefaults gives every shared option serve's default, so that a command
+// registering only some groups still validates and builds.
+func (o *options) setDefaults() {
+	command := o.command
+	o.register(flag.NewFlagSet(command, flag.ContinueOnError))
+	o.command = command
+}
+
+// registerServices: where KMS, OOS and STS are, and which region.
+func (o *options) registerServices(flags *flag.FlagSet) {
 	flags.StringVar(&o.region, "region", "", "default region of KMS and OOS (a class's region parameter wins); empty: the node's region from ECS metadata")
 	flags.StringVar(&o.kmsEndpoint, "kms-endpoint", "", "KMS endpoint: host[:port] (HTTPS) or http://host:port; empty: kms-vpc.<region>.aliyuncs.com")
 	flags.StringVar(&o.oosEndpoint, "oos-endpoint", "", "OOS endpoint: host[:port] (HTTPS) or http://host:port; empty: oos-vpc.<region>.aliyuncs.com")
 	flags.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint host[:port] (HTTPS); empty: sts-vpc.<region>.aliyuncs.com")
-	flags.DurationVar(&o.cacheTTL, "cache-ttl", 2*time.Minute, "how long a fetched value is served before it is fetched again (set it to the driver's rotationPollInterval)")
-	flags.DurationVar(&o.maxStale, "max-stale", time.Hour, "how long past --cache-ttl the last good value is still served while upstream fails")
+	flags.StringVar(&o.allowedKMSEndpoints, "allowed-kms-endpoints", "", "comma-separated host patterns (path.Match globs) a class's kmsEndpoint may name, besides Alibaba Cloud's own")
+	flags.StringVar(&o.kmsCAFile, "kms-ca-file", "", "PEM CA bundle of KMS instance gateways (kst-*.cryptoservice.kms.aliyuncs.com)")
+}
+
+// registerIdentity: how the provider's own identity is found and whether
+// it may be used.
+func (o *options) registerIdentity(flags *flag.FlagSet) {
+	flags.StringVar(&o.metadataProxy, "metadata-proxy", "", "HTTP proxy URL through which ECS instance metadata (100.100.100.200: worker RAM role, node region) is reached; for tests against an emulator. Empty: direct")
+	flags.BoolVar(&o.denyProviderIdentity, "deny-provider-identity", false, "refuse Mounts that would use the provider's own identity: every volume must use per-pod RRSA (usePodServiceAccountToken) or a nodePublishSecretRef")
+}
+
+// registerLimits: node-wide bounds on upstream calls, and SDK timeouts.
+func (o *options) registerLimits(flags *flag.FlagSet) {
 	flags.IntVar(&o.maxConcurrentFetches, "max-concurrent-fetches", 16, "node-wide bound on upstream calls in flight")
 	flags.Float64Var(&o.kmsQPS, "kms-qps", 20, "node-wide client-side rate limit for KMS calls per second")
 	flags.IntVar(&o.kmsBurst, "kms-burst", 40, "burst of the KMS rate limit")
@@ -63,14 +96,38 @@ func (o *options) register(flags *flag.FlagSet) {
 	flags.IntVar(&o.oosBurst, "oos-burst", 40, "burst of the OOS rate limit")
 	flags.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "SDK connect timeout")
 	flags.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "SDK read timeout")
-	flags.StringVar(&o.allowedKMSEndpoints, "allowed-kms-endpoints", "", "comma-separated host patterns (path.Match globs) a class's kmsEndpoint may name, besides Alibaba Cloud's own")
-	flags.StringVar(&o.kmsCAFile, "kms-ca-file", "", "PEM CA bundle of KMS instance gateways (kst-*.cryptoservice.kms.aliyuncs.com)")
-	flags.StringVar(&o.metadataProxy, "metadata-proxy", "", "HTTP proxy URL through which ECS instance metadata (100.100.100.200: worker RAM role, node region) is reached; for tests against an emulator. Empty: direct")
+}
+
+// registerCache: the node-wide cache, with the command's default TTL.
+func (o *options) registerCache(flags *flag.FlagSet, ttl time.Duration) {
+	flags.DurationVar(&o.cacheTTL, "cache-ttl", ttl, "how long a fetched value is served before it is fetched again (set it to the driver's rotationPollInterval)")
+	flags.DurationVar(&o.maxStale, "max-stale", time.Hour, "how long past --cache-ttl the last good value is still served while upstream fails")
+}
+
+// registerPolicy: the namespace policy asked before every Mount.
+func (o *options) registerPolicy(flags *flag.FlagSet) {
 	flags.StringVar(&o.policyFile, "policy", "", "namespace policy file (YAML): which namespaces and service accounts may mount which object names; anything else is refused before any upstream call. Reloaded on change. Empty: no policy")
 	flags.DurationVar(&o.policyReload, "policy-reload-interval", 5*time.Second, "how often the --policy file is checked for changes")
-	flags.BoolVar(&o.denyProviderIdentity, "deny-provider-identity", false, "refuse Mounts that would use the provider's own identity: every volume must use per-pod RRSA (usePodServiceAccountToken) or a nodePublishSecretRef")
+}
+
+func (o *options) registerLog(flags *flag.FlagSet) {
 	flags.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	flags.IntVar(&o.verbosity, "v", 0, "log verbosity: 0-3 info, 4 and up debug")
+}
+
+// printFlags prints the flags of fs that keep selects, as PrintDefaults
+// does (with their registered defaults): a command lists what it uses and
+// may accept more without showing it.
+func printFlags(w io.Writer, fs *flag.FlagSet, keep func(name string) bool) {
+	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	fs.VisitAll(func(f *flag.Flag) {
+		if keep(f.Name) {
+			shown.Var(f.Value, f.Name, f.Usage)
+			shown.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	shown.SetOutput(w)
+	shown.PrintDefaults()
 }
 
 func (o *options) validate() error {
