@@ -15,7 +15,8 @@
 // file (JSON: versions, times, errors; never secret bytes).
 //
 // Safety: mounted ro,nosuid,nodev,noexec with default_permissions, files
-// 0400 and directories 0500 owned by one uid/gid, allow_other opt-in, direct
+// 0400 and directories 0500 owned by one uid/gid (0440 and 0550 when the gid
+// is not 0: that group reads too), allow_other opt-in, direct
 // mount(2) (no fusermount). A stale mount left by a crash is detached at
 // start, and Close unmounts lazily when files are still open.
 //

@@ -46,11 +46,13 @@ type Config struct {
 	// Identity reads every object (the provider's own, Resolver.Base).
 	Identity *auth.Identity
 	// UID and GID own every file and directory; negative means the
-	// calling process's.
+	// calling process's. Files are 0400 and directories 0500, or, when
+	// GID is not 0, 0440 and 0550: that group reads too (group 0 is never
+	// given access, so root:root stays owner-only).
 	UID, GID int
 	// AllowOther lets users other than the mounting one in (they still
-	// need the owner's uid: files are 0400, directories 0500, checked by
-	// the kernel with default_permissions).
+	// need the owner's uid or the group's gid, checked by the kernel with
+	// default_permissions).
 	AllowOther bool
 	// NoOpen answers OPEN with ENOSYS, so the kernel stops sending OPEN,
 	// RELEASE and FLUSH: warm reads never reach the daemon. The trade-off:
@@ -223,6 +225,9 @@ func Mount(cfg Config) (*Server, error) {
 	if cfg.UID != os.Getuid() && !cfg.AllowOther {
 		log.Warn("the view's owner is not the mounting user, and without --allow-other the kernel lets only the mounting user in", "uid", cfg.UID)
 	}
+	if cfg.GID != 0 && !cfg.AllowOther {
+		log.Warn("the view's files are readable by its group, but without --allow-other the kernel lets only the mounting user in", "gid", cfg.GID)
+	}
 	mode := "keep-cache"
 	if cfg.NoOpen {
 		mode = "no-open"
@@ -232,7 +237,8 @@ func Mount(cfg Config) (*Server, error) {
 		names[i] = c.Name
 	}
 	log.Info("FUSE view mounted", "mountpoint", dir, "classes", names, "mode", mode,
-		"uid", cfg.UID, "gid", cfg.GID, "allowOther", cfg.AllowOther, "identity", cfg.Identity.String())
+		"uid", cfg.UID, "gid", cfg.GID, "fileMode", fmt.Sprintf("%04o", v.fileMode), "dirMode", fmt.Sprintf("%04o", v.dirMode),
+		"allowOther", cfg.AllowOther, "identity", cfg.Identity.String())
 	return s, nil
 }
 

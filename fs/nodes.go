@@ -10,10 +10,13 @@ import (
 )
 
 // Modes of the view: read-only for the owner, nothing for anyone else. The
-// kernel enforces them (default_permissions).
+// kernel enforces them (default_permissions). With a group other than 0
+// (Config.GID), the group reads too: groupFileMode and groupDirMode.
 const (
-	fileMode = 0o400
-	dirMode  = 0o500
+	fileMode      = 0o400
+	dirMode       = 0o500
+	groupFileMode = 0o440
+	groupDirMode  = 0o550
 )
 
 // dirNode is a directory of the static tree: the root, a class, or a
@@ -44,7 +47,7 @@ func (n *dirNode) OnAdd(ctx context.Context) {
 }
 
 func (n *dirNode) fillDir(d *dirRec, a *fuse.Attr) {
-	a.Mode = fuse.S_IFDIR | dirMode
+	a.Mode = fuse.S_IFDIR | n.v.dirMode
 	a.Ino = d.ino
 	a.Nlink = d.nlink
 	a.Uid, a.Gid = n.v.uid, n.v.gid
@@ -123,7 +126,7 @@ func (n *dirNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func fillFile(v *view, f *fileRec, data []byte, mtime time.Time, a *fuse.Attr) {
-	a.Mode = fuse.S_IFREG | fileMode
+	a.Mode = fuse.S_IFREG | v.fileMode
 	a.Ino = f.ino
 	a.Nlink = 1
 	a.Size = uint64(len(data))
@@ -222,7 +225,7 @@ var (
 )
 
 func fillStatus(v *view, cv *classView, body []byte, mtime time.Time, a *fuse.Attr) {
-	a.Mode = fuse.S_IFREG | fileMode
+	a.Mode = fuse.S_IFREG | v.fileMode
 	a.Ino = cv.ino
 	a.Nlink = 1
 	a.Size = uint64(len(body))

@@ -34,6 +34,9 @@ type view struct {
 	classes   []*classView
 	mountedAt time.Time
 	uid, gid  uint32
+	// Permission bits of files and directories: the owner's alone, or
+	// the group's too when gid is not 0 (see nodes.go).
+	fileMode, dirMode uint32
 
 	keysMu sync.RWMutex
 	byKey  map[fetch.Key][]*objView
@@ -123,6 +126,10 @@ func newView(cfg Config) (*view, error) {
 			return nil, fmt.Errorf("fuse view: %s %d is out of range", id.name, id.v)
 		}
 		*id.out = uint32(id.v)
+	}
+	v.fileMode, v.dirMode = fileMode, dirMode
+	if v.gid != 0 {
+		v.fileMode, v.dirMode = groupFileMode, groupDirMode
 	}
 	v.queue.init()
 	ino := uint64(1) // FUSE root

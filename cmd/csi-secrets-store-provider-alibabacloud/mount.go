@@ -52,9 +52,9 @@ func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
 	v.prefix = p
 	flags.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a dead view left there by a crash is detached first, a live one is refused (see --"+p+"takeover)")
 	flags.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
-	flags.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file (0400) and directory (0500) of the view")
-	flags.IntVar(&v.gid, p+"gid", os.Getgid(), "owner gid of every file and directory of the view")
-	flags.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the 0400/0500 modes and the owner)")
+	flags.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file and directory of the view; the owner reads (files 0400, directories 0500)")
+	flags.IntVar(&v.gid, p+"gid", os.Getgid(), "group of every file and directory of the view; a gid other than 0 reads too (files 0440, directories 0550), 0 gets nothing. Users other than the mounting one need --"+p+"allow-other")
+	flags.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the modes: only the owner, and the group when --"+p+"gid is not 0, read)")
 	flags.BoolVar(&v.noOpen, p+"no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
 	flags.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
 	flags.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
