@@ -299,9 +299,10 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 
 // Close unmounts the view: a plain unmount, or, when files are still open,
 // a lazy one (MNT_DETACH) that empties the mountpoint at once while open
-// files keep reading until they are closed or grace passes. A mount on the
-// same directory that is not this one (a successor took over) is left
-// alone. Close is idempotent.
+// files keep reading until they are closed or grace passes. After that, an
+// open file keeps what the kernel cached; other reads fail with ENOTCONN.
+// A mount on the same directory that is not this one (a successor took
+// over) is left alone. Close is idempotent.
 func (s *Server) Close(grace time.Duration) error {
 	s.closeOnce.Do(func() {
 		s.closeErr = s.unmount()
@@ -310,7 +311,7 @@ func (s *Server) Close(grace time.Duration) error {
 			select {
 			case <-s.done:
 			case <-t.C:
-				s.log.Warn("files of the detached FUSE view are still open; they fail once this process exits", "grace", grace)
+				s.log.Warn("files of the detached FUSE view are still open; after this process exits they keep the bytes they already read (the kernel's page cache, while it keeps them; no rotation reaches them), and a read the cache cannot answer fails with ENOTCONN", "grace", grace)
 			}
 			t.Stop()
 		}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,5 +74,43 @@ func TestHungLiveViewRefused(t *testing.T) {
 	_ = h.cmd.Process.Signal(syscall.SIGCONT)
 	if got, errno := readErrno(filepath.Join(dir, "app", "param")); errno != 0 || got != paramVal {
 		t.Fatalf("the child's view after SIGCONT: %q %v", got, errno)
+	}
+}
+
+// What the shutdown warning promises is what happens: once the process has
+// exited, a file left open in the detached view keeps the bytes it read
+// (the kernel's page cache), and a read the cache cannot answer fails with
+// ENOTCONN. The warning used to say open files fail.
+func TestOpenFileAfterExitKeepsItsBytes(t *testing.T) {
+	requireFUSE(t)
+	dir := filepath.Join(t.TempDir(), "view")
+	h := startHelper(t, dir, 300*time.Millisecond)
+	read, err := os.Open(filepath.Join(dir, "app", "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer read.Close()
+	buf := make([]byte, 128)
+	if n, _ := read.ReadAt(buf, 0); string(buf[:n]) != dbJSON {
+		t.Fatalf("before: %q", buf[:n])
+	}
+	unread, err := os.Open(filepath.Join(dir, "app", "param"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unread.Close()
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	if code, _ := h.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stderr.String())
+	}
+	if n, _ := read.ReadAt(buf, 0); string(buf[:n]) != dbJSON {
+		t.Errorf("the file read before the exit: %q", buf[:n])
+	}
+	if _, err := unread.ReadAt(buf, 0); !errors.Is(err, syscall.ENOTCONN) {
+		t.Errorf("a file never read, after the exit: %v, want ENOTCONN", err)
+	}
+	logs := h.stderr.String()
+	if strings.Contains(logs, "they fail once this process exits") || !strings.Contains(logs, "keep the bytes") || !strings.Contains(logs, "ENOTCONN") {
+		t.Errorf("the shutdown warning does not say what happens to open files:\n%s", logs)
 	}
 }

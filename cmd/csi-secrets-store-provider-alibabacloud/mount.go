@@ -58,7 +58,7 @@ func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
 	flags.BoolVar(&v.noOpen, p+"no-open", false, "answer OPEN with ENOSYS so warm reads never reach the daemon (close to tmpfs speed); loses every per-open hook, see docs/fuse.md")
 	flags.DurationVar(&v.lookupTimeout, p+"lookup-timeout", fs.DefaultLookupTimeout, "how long a file's first lookup waits for its value; past it the lookup fails with EIO and the fetch goes on")
 	flags.DurationVar(&v.kernelTimeout, p+"kernel-cache-timeout", fs.DefaultAttrTimeout, "how long the kernel caches names, sizes and pages; changed values are invalidated explicitly")
-	flags.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view keep working")
+	flags.DurationVar(&v.grace, p+"shutdown-grace", 5*time.Second, "on SIGTERM, how long files still open in the lazily detached view are still served; after it they keep only the bytes they already read (the kernel's page cache), other reads fail with ENOTCONN")
 	flags.BoolVar(&v.takeover, p+"takeover", false, "detach a live FUSE view that another process serves on the mountpoint and mount this one instead (files open in the old view keep reading until closed); without it a live view is refused. When this process exits, nothing is left mounted there")
 }
 
