@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +61,13 @@ func podTokenRequested(attrs map[string]string) (bool, error) {
 	return false, errorf(ErrInvalid, "%s %q: use \"true\" or \"false\"", AttrUsePodToken, textutil.Truncate(v, 32))
 }
 
+// A namespace is a DNS label (at most 63 bytes), a service account name a
+// DNS subdomain (at most maxKubeName bytes, checked apart).
+var (
+	kubeNamespaceRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	kubeSubdomainRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
 // podToken is an exchanged token: its identity and when to forget it.
 type podToken struct {
 	fp  string
@@ -103,12 +111,15 @@ func (r *Resolver) podRRSA(ctx context.Context, m MountInfo) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The token is not verified yet (STS does that): its subject is only
+	// taken when its names are Kubernetes names, so every message and
+	// session name below quotes at most 63+253 bytes of it.
 	ns, sa, ok := strings.Cut(strings.TrimPrefix(claims.Sub, saSubjectPrefix), ":")
-	if !strings.HasPrefix(claims.Sub, saSubjectPrefix) || !ok || ns == "" || sa == "" {
-		return nil, errorf(ErrUnauthenticated, "per-pod RRSA: the token's subject %q is not a service account (system:serviceaccount:<namespace>:<name>)", textutil.Truncate(claims.Sub, 96))
+	if !strings.HasPrefix(claims.Sub, saSubjectPrefix) || !ok || !kubeNamespaceRe.MatchString(ns) || len(sa) > maxKubeName || !kubeSubdomainRe.MatchString(sa) {
+		return nil, errorf(ErrUnauthenticated, "per-pod RRSA: the token's subject %q is not a service account (system:serviceaccount:<namespace>:<name>)", textutil.Clip(claims.Sub, 96))
 	}
 	if (m.PodNamespace != "" && m.PodNamespace != ns) || (m.ServiceAccount != "" && m.ServiceAccount != sa) {
-		return nil, errorf(ErrDenied, "per-pod RRSA: the token belongs to %s/%s, not to the mounting pod's service account %s/%s", ns, sa, m.PodNamespace, m.ServiceAccount)
+		return nil, errorf(ErrDenied, "per-pod RRSA: the token belongs to %s/%s, not to the mounting pod's service account %s/%s", ns, sa, textutil.Clip(m.PodNamespace, maxKubeName), textutil.Clip(m.ServiceAccount, maxKubeName))
 	}
 	now := r.cfg.Now()
 	if claims.Exp > 0 {

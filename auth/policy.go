@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // PolicyRule lets the pods of matching namespaces and service accounts
@@ -210,20 +212,39 @@ func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error
 			}
 		}
 	}
+	// The namespace and service account come from the Mount's attributes:
+	// quoted up to the longest Kubernetes name, and a rule is suggested
+	// only for names that can exist.
+	nsQ, saQ, nameQ := textutil.Clip(namespace, maxKubeName), textutil.Clip(sa, maxKubeName), textutil.Clip(name, maxQuotedName)
 	why := "no rule applies to this namespace and service account"
 	if objectType == PolicyRoles {
 		if applying > 0 {
 			why = fmt.Sprintf("%d rule(s) apply to it, but none lists this role under roles", applying)
 		}
-		return fmt.Errorf("policy %s: namespace %q, service account %q may not assume crossAccountRoleArn %q (%s); to allow it add the rule {namespace: %q, serviceAccount: %q, roles: [%q]}",
-			p.path, namespace, sa, name, why, namespace, sa, name)
+		fix := fmt.Sprintf("to allow it add the rule {namespace: %q, serviceAccount: %q, roles: [%q]}", namespace, sa, nameQ)
+		if nsQ != namespace || saQ != sa {
+			fix = "no Kubernetes namespace or service account has a name that long"
+		}
+		return fmt.Errorf("policy %s: namespace %q, service account %q may not assume crossAccountRoleArn %q (%s); %s",
+			p.path, nsQ, saQ, nameQ, why, fix)
 	}
 	if applying > 0 {
 		why = fmt.Sprintf("%d rule(s) apply to it, but none lists this %s name", applying, objectType)
 	}
-	return fmt.Errorf("policy %s: namespace %q, service account %q may not mount %s object %q (%s); to allow it add the rule {namespace: %q, serviceAccount: %q, %s: [%q]}",
-		p.path, namespace, sa, objectType, name, why, namespace, sa, objectType, name)
+	fix := fmt.Sprintf("to allow it add the rule {namespace: %q, serviceAccount: %q, %s: [%q]}", namespace, sa, objectType, nameQ)
+	if nsQ != namespace || saQ != sa {
+		fix = "no Kubernetes namespace or service account has a name that long"
+	}
+	return fmt.Errorf("policy %s: namespace %q, service account %q may not mount %s object %q (%s); %s",
+		p.path, nsQ, saQ, objectType, nameQ, why, fix)
 }
+
+// Bounds of names quoted in errors: the longest Kubernetes name (a DNS
+// subdomain), and the longest object name a class may hold.
+const (
+	maxKubeName   = 253
+	maxQuotedName = 1024
+)
 
 // PolicyRoles is the objectType Allow takes for a crossAccountRoleArn.
 const PolicyRoles = "roles"

@@ -25,6 +25,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
 // ProviderName is the SecretProviderClass spec.provider this serves.
@@ -41,6 +42,19 @@ const (
 
 // MaxAttributesBytes bounds the attributes and secrets JSON of one Mount.
 const MaxAttributesBytes = 256 << 10
+
+// Bounds of what a Mount's log lines quote from its request. The attributes
+// come from whoever can reach the socket, so a pod name can be as long as
+// the attributes; Kubernetes names are at most 253 bytes, so no real one is
+// ever cut. The error holds object names and upstream messages.
+const (
+	maxLoggedAttr  = 253
+	maxLoggedError = 8 << 10
+)
+
+// logAttr is an attribute value as a log line quotes it: past
+// maxLoggedAttr, cut, with an ellipsis and its length.
+func logAttr(s string) string { return textutil.Clip(s, maxLoggedAttr) }
 
 // DefaultMaxResponseBytes is the largest MountResponse the Secrets Store CSI
 // Driver accepts by default: its --max-call-recv-msg-size, 4 MiB.
@@ -138,9 +152,9 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	defer func() {
 		d := time.Since(start)
 		s.obs().Mount(outcome, d)
-		attrs := []any{"pod", pod, "namespace", ns, "objects", nObjects, "cache", cacheSummary, "duration", d.Round(time.Microsecond).String(), "outcome", outcome}
+		attrs := []any{"pod", logAttr(pod), "namespace", logAttr(ns), "objects", nObjects, "cache", cacheSummary, "duration", d.Round(time.Microsecond).String(), "outcome", outcome}
 		if err != nil {
-			log.Warn("mount failed", append(attrs, "code", status.Code(err).String(), "error", status.Convert(err).Message())...)
+			log.Warn("mount failed", append(attrs, "code", status.Code(err).String(), "error", textutil.Clip(status.Convert(err).Message(), maxLoggedError))...)
 		} else {
 			log.Info("mount", attrs...)
 		}
@@ -167,7 +181,7 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	}
 	nObjects = len(spec.Objects)
 	for _, n := range spec.Notes {
-		log.Info("class note", "pod", pod, "namespace", ns, "note", n)
+		log.Info("class note", "pod", logAttr(pod), "namespace", logAttr(ns), "note", n)
 	}
 	if pol := s.policy(); pol != nil {
 		for _, o := range spec.Objects {
@@ -201,7 +215,8 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		outcome = "identity"
 		return nil, status.Error(identityCode(err), "credentials: "+err.Error())
 	}
-	log.Debug("identity chosen", "pod", pod, "namespace", ns, "mode", string(id.Mode), "principal", id.Principal, "reason", id.Reason)
+	log.Debug("identity chosen", "pod", logAttr(pod), "namespace", logAttr(ns), "mode", string(id.Mode),
+		"principal", textutil.Clip(id.Principal, 1024), "reason", textutil.Clip(id.Reason, 1024))
 
 	files, results, err := s.Fetcher.Fetch(ctx, id, spec)
 	cacheSummary = summarize(results)
