@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 )
 
 // opsServer serves /metrics on --metrics-addr and /healthz, /readyz on
@@ -125,10 +126,11 @@ type baseResolver interface {
 
 // health answers /healthz (the process is alive and its socket exists) and
 // /readyz (the socket answers Version and the provider's own credentials
-// resolve). A passing /readyz is cached for cacheFor; failures are not.
+// resolve). A passing /readyz is cached for cacheFor; failures are not. The
+// credentials are not checked by the probe: it reads cred's last result.
 type health struct {
-	sock     string
-	resolver baseResolver
+	sock string
+	cred *credCheck
 	// ownIdentity is false when the provider must not use an identity of
 	// its own (--deny-provider-identity): credentials are then not checked.
 	ownIdentity bool
@@ -143,8 +145,8 @@ type health struct {
 	okBody  string
 }
 
-func newHealth(sock string, r baseResolver, ownIdentity bool) *health {
-	return &health{sock: sock, resolver: r, ownIdentity: ownIdentity, timeout: 3 * time.Second, cacheFor: 5 * time.Second, now: time.Now}
+func newHealth(sock string, cred *credCheck, ownIdentity bool) *health {
+	return &health{sock: sock, cred: cred, ownIdentity: ownIdentity, timeout: 3 * time.Second, cacheFor: 5 * time.Second, now: time.Now}
 }
 
 func (h *health) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -204,7 +206,9 @@ func (h *health) ready(ctx context.Context) (string, bool) {
 		sock.detail, sock.err = h.checkSocket(ctx)
 	}()
 	if h.ownIdentity {
-		cred.detail, cred.err = h.checkCredentials(ctx)
+		cctx, cancel := context.WithTimeout(ctx, h.timeout)
+		cred.detail, cred.err = h.cred.result(cctx)
+		cancel()
 	} else {
 		cred.detail = "not checked: --deny-provider-identity, every volume brings its own identity"
 	}
@@ -258,17 +262,129 @@ func (h *health) checkSocket(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s answers Version %s in %s", h.sock, resp.GetRuntimeVersion(), time.Since(start).Round(time.Millisecond)), nil
 }
 
-func (h *health) checkCredentials(ctx context.Context) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, h.timeout)
+// howToConfigure names every way to give the provider credentials.
+const howToConfigure = "configure one: ACCESS_KEY_ID and SECRET_ACCESS_KEY; or RRSA, ALICLOUD_ROLE_ARN and ALICLOUD_OIDC_PROVIDER_ARN (chart: rrsa.enable=true); " +
+	"or run on an ECS node whose worker RAM role may read the secrets; or give each volume its own identity, " +
+	"usePodServiceAccountToken: \"true\" in the SecretProviderClass (per-pod RRSA) or a nodePublishSecretRef; " +
+	"or run with --deny-provider-identity if every volume must bring its own"
+
+// errNoSource is checkCredentials' error when no credential source is
+// configured and the fallback, the worker RAM role, cannot be read.
+type errNoSource struct{ err error }
+
+func (e errNoSource) Error() string {
+	return fmt.Sprintf("no credentials: no AccessKey or RRSA is configured, and the worker RAM role could not be read from ECS metadata (%v); %s", e.err, howToConfigure)
+}
+
+func (e errNoSource) Unwrap() error { return e.err }
+
+// checkCredentials resolves the provider's own identity and asks its
+// credential for a key, within timeout. It calls ECS metadata or STS when
+// the credential needs it: run it from a credCheck, never from a probe.
+func checkCredentials(ctx context.Context, r baseResolver, timeout time.Duration) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	id, err := h.resolver.Base(cctx)
+	id, err := r.Base(cctx)
 	if err != nil {
 		return "", err
 	}
 	if err := credentialYields(cctx, id); err != nil {
+		if id.Mode == auth.ModeECSRAMRole {
+			// The identity nothing configured falls back to.
+			return "", errNoSource{err}
+		}
 		return "", fmt.Errorf("%s: %w", id, err)
 	}
 	return id.String(), nil
+}
+
+// credCheck checks the provider's own credentials in the background, as
+// the cache refreshes its entries: once at start, then every okEvery, or
+// every failEvery while they fail. /readyz reads the last result, so no
+// probe calls ECS metadata or STS, and a slow one never holds a probe.
+type credCheck struct {
+	check              func(context.Context) (string, error)
+	okEvery, failEvery time.Duration
+	// first is called with the first result (the start line).
+	first func(detail string, err error)
+
+	checked chan struct{} // closed after the first check
+	mu      sync.Mutex
+	detail  string
+	err     error
+}
+
+func newCredCheck(r baseResolver, log *slog.Logger) *credCheck {
+	return &credCheck{
+		check:     func(ctx context.Context) (string, error) { return checkCredentials(ctx, r, 3*time.Second) },
+		okEvery:   30 * time.Second,
+		failEvery: 5 * time.Second,
+		first: func(_ string, err error) {
+			var ns errNoSource
+			if errors.As(err, &ns) {
+				log.Warn("no credentials: no AccessKey or RRSA is configured and the worker RAM role cannot be read from ECS metadata, so volumes without an identity of their own fail to mount and /readyz fails; "+howToConfigure,
+					"error", ns.err.Error())
+			}
+		},
+		checked: make(chan struct{}),
+	}
+}
+
+// start runs the checks until the returned stop is called; stop waits for
+// the check in flight (each is bounded by its own timeout).
+func (c *credCheck) start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (c *credCheck) run(ctx context.Context) {
+	for first := true; ; first = false {
+		detail, err := c.check(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		c.detail, c.err = detail, err
+		c.mu.Unlock()
+		wait := c.okEvery
+		if err != nil {
+			wait = c.failEvery
+		}
+		if first {
+			// The start line comes before any probe's answer.
+			if c.first != nil {
+				c.first(detail, err)
+			}
+			close(c.checked)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// result is the last check's, waiting for the first one until ctx ends.
+func (c *credCheck) result(ctx context.Context) (string, error) {
+	select {
+	case <-c.checked:
+	case <-ctx.Done():
+		return "", errors.New("not checked yet: the first check of the credentials is still running")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.detail, c.err
 }
 
 // credentialYields asks the identity's credential for a usable key (for STS

@@ -139,7 +139,10 @@ func runMount(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	vh := &viewHealth{srv: srv, cred: &health{resolver: st.resolver, timeout: 3 * time.Second}}
+	cred := newCredCheck(st.resolver, log)
+	stopCheck := cred.start()
+	defer stopCheck()
+	vh := &viewHealth{srv: srv, cred: cred}
 	opsErr := ops.serve(mx.Handler(), vh)
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -199,7 +202,7 @@ func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.C
 // and /readyz (that, and the provider's own credentials resolve).
 type viewHealth struct {
 	srv  *fs.Server
-	cred *health // only its credential check
+	cred *credCheck
 }
 
 func (h *viewHealth) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -222,7 +225,10 @@ func (h *viewHealth) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		fmt.Fprintf(&b, "view: ok (%s)\n", h.srv.Mountpoint())
 	}
-	if detail, err := h.cred.checkCredentials(r.Context()); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	detail, err := h.cred.result(ctx)
+	cancel()
+	if err != nil {
 		ok = false
 		fmt.Fprintf(&b, "credentials: FAIL: %v\n", err)
 	} else {

@@ -207,7 +207,12 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 		log.Info("namespace policy loaded", "path", o.policyFile, "rules", len(p.Rules()), "reloadEvery", o.policyReload)
 	}
 	if base, err := resolver.Base(ctx); err != nil {
-		log.Warn("the provider has no identity of its own; only volumes with per-pod RRSA or a nodePublishSecretRef can mount", "error", err.Error())
+		if o.denyProviderIdentity {
+			// Expected: every volume brings its own identity.
+			log.Info("the provider has no identity of its own (and --deny-provider-identity forbids using one): volumes mount with per-pod RRSA or a nodePublishSecretRef", "error", err.Error())
+		} else {
+			log.Warn("the provider has no identity of its own; only volumes with per-pod RRSA or a nodePublishSecretRef can mount", "error", err.Error())
+		}
 	} else {
 		log.Info("provider identity", "mode", string(base.Mode), "principal", base.Principal, "reason", base.Reason, "denied", o.denyProviderIdentity)
 	}

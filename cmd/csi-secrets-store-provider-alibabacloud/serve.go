@@ -99,7 +99,12 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h := newHealth(g.Path(), st.resolver, !so.denyProviderIdentity)
+	cred := newCredCheck(st.resolver, log)
+	if !so.denyProviderIdentity {
+		stopCheck := cred.start()
+		defer stopCheck()
+	}
+	h := newHealth(g.Path(), cred, !so.denyProviderIdentity)
 
 	// Deferred before the view's Close, so it runs after it, and after
 	// Serve has drained the Mounts in flight: the cache ends its goroutines
