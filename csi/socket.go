@@ -164,6 +164,14 @@ func NewGRPCServer(path string, srv *Server) (*GRPCServer, error) {
 // Path is the socket path.
 func (g *GRPCServer) Path() string { return g.path }
 
+// Close stops a server that is not serving (its start failed after the
+// socket was created) and removes its socket, unless another provider has
+// replaced it.
+func (g *GRPCServer) Close() error {
+	g.GRPC.Stop()
+	return g.lis.Close()
+}
+
 // Serve serves until ctx ends, then stops gracefully: in-flight Mounts
 // finish (up to grace), new ones are refused, and the socket is removed
 // unless another provider has replaced it.

@@ -38,12 +38,13 @@ func TestSecondViewOnALiveMountpointRefused(t *testing.T) {
 		t.Fatalf("first view: %q %v", got, err)
 	}
 	common := []string{"--region", "cn-hangzhou", "--kms-endpoint", e.URL(), "--oos-endpoint", e.URL(), "--metrics-addr", "", "--health-addr", ""}
+	socketDir := shortTempDir(t)
 	for _, c := range []struct {
 		name string
 		args []string
 		flag string
 	}{
-		{"serve", append([]string{"serve", "--provider-volume", shortTempDir(t), "--fuse-mountpoint", mnt, "--fuse-class", class}, common...), "--fuse-takeover"},
+		{"serve", append([]string{"serve", "--provider-volume", socketDir, "--fuse-mountpoint", mnt, "--fuse-class", class}, common...), "--fuse-takeover"},
 		{"mount", append([]string{"mount", "--mountpoint", mnt, "--class", class}, common...), "--takeover"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +63,11 @@ func TestSecondViewOnALiveMountpointRefused(t *testing.T) {
 			}
 			if got, err := os.ReadFile(file); err != nil || string(got) != "testuser" {
 				t.Fatalf("the live view after the refusal: %q %v", got, err)
+			}
+			// A serve that could not start leaves no socket for the driver
+			// to dial.
+			if left, _ := os.ReadDir(socketDir); len(left) != 0 {
+				t.Errorf("a refused %s left %d files in its provider volume (%s)", c.name, len(left), left[0].Name())
 			}
 		})
 	}

@@ -114,6 +114,8 @@ func runServe(ctx context.Context, args []string) error {
 	if classes != nil {
 		view, err := mountView(ctx, st, log, classes, &so.view, mx)
 		if err != nil {
+			// No socket may outlive a provider that did not start.
+			_ = g.Close()
 			return err
 		}
 		defer func() { _ = view.Close(so.view.grace) }()
