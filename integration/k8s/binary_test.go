@@ -123,6 +123,7 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 	for _, mode := range []struct {
 		name   string
 		values []string
+		files  []string // values files in testdata/, after values
 		sets   []string
 		// ready: /readyz must answer 200. It also checks the provider's own
 		// credentials, which need ECS metadata or STS (not reachable
@@ -135,6 +136,9 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 		{name: "rrsa", values: []string{"values-rrsa.yaml"}},
 		{name: "accesskey-role", values: []string{"values-accesskey-role.yaml"}},
 		{name: "accesskey-role+pod-rrsa", values: []string{"values-accesskey-role.yaml", "values-pod-rrsa.yaml"}},
+		// The incumbent chart's values file: RRSA with the OIDC provider
+		// from rrsa.accountId/clusterId, health on its healthzPort (8989).
+		{name: "incumbent-values", files: []string{"incumbent-values.yaml"}},
 		{
 			name: "pod-rrsa+deny", values: []string{"values-pod-rrsa.yaml"},
 			sets: []string{"denyProviderIdentity=true"}, ready: true,
@@ -150,7 +154,11 @@ func TestBinaryRunsChartDaemonSet(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			args := append([]string{"template", releaseName, chart, "--namespace", namespace,
-				"--kube-version", kubeVersions[len(kubeVersions)-1]}, valuesArgs(t, mode.values, mode.sets)...)
+				"--kube-version", kubeVersions[len(kubeVersions)-1]}, valuesArgs(t, mode.values, nil)...)
+			for _, f := range mode.files {
+				args = append(args, "-f", filepath.Join("testdata", f))
+			}
+			args = append(args, valuesArgs(t, nil, mode.sets)...)
 			out, err := runHelm(t, append(args, common...)...)
 			if err != nil {
 				t.Fatal(err)

@@ -55,7 +55,9 @@ func fromSecret(key string) env { return env{secret: "alibaba-credentials", key:
 type scenario struct {
 	name   string
 	values []string // files in examples/
-	sets   []string // extra --set
+	// files in testdata/ (after values): e.g. the incumbent chart's values
+	testdata []string
+	sets     []string // extra --set
 	// extra --set-string (an account ID is a string; --set would make it a number)
 	setStrings []string
 	env        map[string]env
@@ -73,6 +75,10 @@ type scenario struct {
 	// fuseFlags: the --fuse-* options besides the mountpoint and classes
 	// (name -> value, "" for a boolean); nil: the defaults (uid and gid 0).
 	fuseFlags map[string]string
+	// expected --log-format; "" means text
+	logFormat string
+	// expected port of /healthz and /readyz (--health-addr); 0 means 8081
+	healthPort int32
 }
 
 var scenarios = []scenario{
@@ -182,6 +188,45 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// The incumbent chart's values file (Alibaba's provider, v0.6.0),
+		// unchanged: its seven keys this chart did not have take effect as
+		// that chart documents them. rrsa.accountId/clusterId become the
+		// environment the provider builds the OIDC provider ARN from,
+		// logFormatJSON JSON logs, linux.healthzPort the health port;
+		// healthzPath (/healthz), healthzTimeout and kubeletRootDir (equal to
+		// the driver's) are accepted without changing anything.
+		name: "incumbent-values", testdata: []string{"incumbent-values.yaml"},
+		rrsa: true, poll: "2m", cacheTTL: "2m", logFormat: "json", healthPort: 8989,
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":        fromSecret("rolearn"),
+			"ALICLOUD_ACCOUNT_ID":      {value: "123456789012"},
+			"ALICLOUD_CLUSTER_ID":      {value: "c0123456789abcdef0123456789abcdef"},
+			"ALICLOUD_OIDC_TOKEN_FILE": {value: rrsaTokenFile},
+		},
+	},
+	{
+		// The incumbent's README way (--set rrsa.accountId=<digits>, an
+		// integer to helm) for per-pod RRSA without rrsa.enable, next to
+		// this chart's own keys: logFormat=json agrees with logFormatJSON,
+		// healthPort equal to healthzPort.
+		name: "incumbent-set-style",
+		sets: []string{
+			"rrsa.accountId=1234567890123456", "rrsa.clusterId=c0123456789abcdef",
+			"logFormatJSON=true", "logFormat=json", "linux.healthPort=9090", "linux.healthzPort=9090",
+			"linux.healthzPath=/healthz", "linux.healthzTimeout=10s",
+		},
+		poll: "2m", cacheTTL: "2m", logFormat: "json", healthPort: 9090,
+		env: map[string]env{
+			"ALICLOUD_ACCOUNT_ID": {value: "1234567890123456"},
+			"ALICLOUD_CLUSTER_ID": {value: "c0123456789abcdef"},
+		},
+	},
+	{
+		// logFormatJSON=false (the incumbent's default) does not override logFormat.
+		name: "logFormatJSON-false", sets: []string{"logFormatJSON=false", "logFormat=json"},
+		poll: "2m", cacheTTL: "2m", logFormat: "json",
+	},
+	{
 		// With the ConfigMap-backed files too: the view's classes sit next to them.
 		name: "worker-role+fuse+config", values: []string{"values-worker-role.yaml", "values-fuse.yaml"},
 		sets: []string{"policy=rules: []", "kmsCACert=-----BEGIN CERTIFICATE-----"},
@@ -221,8 +266,13 @@ func TestChart(t *testing.T) {
 				name := fmt.Sprintf("%s/driver=%v/%s", sc.name, driverOn, kv)
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					args := valuesArgs(t, sc.values, append(slices.Clone(sc.sets),
-						fmt.Sprintf("secrets-store-csi-driver.install=%v", driverOn)))
+					var files []string
+					for _, f := range sc.testdata {
+						files = append(files, "-f", filepath.Join("testdata", f))
+					}
+					args := append(valuesArgs(t, sc.values, nil), files...)
+					args = append(args, valuesArgs(t, nil, append(slices.Clone(sc.sets),
+						fmt.Sprintf("secrets-store-csi-driver.install=%v", driverOn)))...)
 					for _, s := range sc.setStrings {
 						args = append(args, "--set-string", s)
 					}
@@ -372,6 +422,20 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 	}
 
 	checkProbes(t, c, f)
+	wantPort := sc.healthPort
+	if wantPort == 0 {
+		wantPort = 8081
+	}
+	if got, want := f["--health-addr"], fmt.Sprintf(":%d", wantPort); got != want {
+		t.Errorf("--health-addr=%q, want %q", got, want)
+	}
+	wantFormat := sc.logFormat
+	if wantFormat == "" {
+		wantFormat = "text"
+	}
+	if f["--log-format"] != wantFormat {
+		t.Errorf("--log-format=%q, want %q", f["--log-format"], wantFormat)
+	}
 	if _, ok := f["--deny-provider-identity"]; ok != sc.deny {
 		t.Errorf("--deny-provider-identity present %v, want %v", ok, sc.deny)
 	}

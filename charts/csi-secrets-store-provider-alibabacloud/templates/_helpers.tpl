@@ -79,9 +79,108 @@ poll sees a fresh value), else empty (the provider's default).
 {{- end -}}
 
 {{/*
+Keys of the incumbent chart (Alibaba's own provider, chart v0.6.0), accepted
+so that its values file works unchanged; docs/migration.md has the mapping.
+*/}}
+
+{{/* The log format: logFormat, else json when the incumbent's logFormatJSON is true, else text. */}}
+{{- define "csspa.logFormat" -}}
+{{- if .Values.logFormat -}}{{ .Values.logFormat }}{{- else if .Values.logFormatJSON -}}json{{- else -}}text{{- end -}}
+{{- end -}}
+
+{{/* The port of /healthz and /readyz: the incumbent's linux.healthzPort when set, else linux.healthPort. */}}
+{{- define "csspa.healthPort" -}}
+{{- $hz := .Values.linux.healthzPort -}}
+{{- if and (not (kindIs "invalid" $hz)) (ne (toString $hz) "") -}}{{ $hz | int }}{{- else -}}{{ .Values.linux.healthPort | int }}{{- end -}}
+{{- end -}}
+
+{{/*
+rrsa.accountId as text. A value from --set is an int64 and prints whole; a
+YAML number from a values file is a float64 that has already lost digits
+(or prints as 1.2e+15), so csspa.validate refuses it.
+*/}}
+{{- define "csspa.rrsaAccountId" -}}
+{{- $a := .Values.rrsa.accountId -}}
+{{- if kindIs "string" $a -}}{{ $a }}{{- else if or (kindIs "int64" $a) (kindIs "int" $a) -}}{{ printf "%d" $a }}{{- end -}}
+{{- end -}}
+
+{{/* The environment the incumbent's rrsa.accountId / rrsa.clusterId set. */}}
+{{- define "csspa.rrsaIdEnv" -}}
+{{- $acct := include "csspa.rrsaAccountId" . -}}
+{{- if and $acct .Values.rrsa.clusterId }}
+- name: ALICLOUD_ACCOUNT_ID
+  value: {{ $acct | quote }}
+- name: ALICLOUD_CLUSTER_ID
+  value: {{ .Values.rrsa.clusterId | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Checks of the incumbent's keys: each is refused, naming the key to set
+instead, where taking it would not do what it says.
+*/}}
+{{- define "csspa.validateIncumbent" -}}
+{{- if and .Values.logFormatJSON (eq (.Values.logFormat | default "") "text") -}}
+{{- fail "logFormat=text and logFormatJSON=true (the incumbent chart's key) contradict each other: remove one, or set logFormat=json" -}}
+{{- end -}}
+{{- $hz := .Values.linux.healthzPort -}}
+{{- if and (not (kindIs "invalid" $hz)) (ne (toString $hz) "") -}}
+{{- if or (lt ($hz | int) 1) (gt ($hz | int) 65535) -}}
+{{- fail (printf "linux.healthzPort (%v) is not a port number (1-65535)" $hz) -}}
+{{- end -}}
+{{- if and (ne (.Values.linux.healthPort | int) 8081) (ne (.Values.linux.healthPort | int) ($hz | int)) -}}
+{{- fail (printf "linux.healthPort (%d) and linux.healthzPort (%v, the incumbent chart's key) differ: set only one of them" (.Values.linux.healthPort | int) $hz) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.linux.healthzPath -}}
+{{- if ne . "/healthz" -}}
+{{- fail (printf "linux.healthzPath=%s (the incumbent chart's key): this provider serves liveness at /healthz and readiness at /readyz, and their paths cannot be changed; remove linux.healthzPath (and point whatever polled %s at /healthz)" . .) -}}
+{{- end -}}
+{{- end -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- with .Values.linux.kubeletRootDir -}}
+{{- if $driver.install -}}
+{{- $driverDir := "/var/lib/kubelet" -}}
+{{- if and $driver.linux $driver.linux.kubeletRootDir -}}{{- $driverDir = $driver.linux.kubeletRootDir -}}{{- end -}}
+{{- if ne (trimSuffix "/" .) (trimSuffix "/" $driverDir) -}}
+{{- fail (printf "linux.kubeletRootDir (%s, the incumbent chart's key) differs from the bundled driver's secrets-store-csi-driver.linux.kubeletRootDir (%s): the provider never uses kubelet's directory, the driver does; set secrets-store-csi-driver.linux.kubeletRootDir=%s and remove linux.kubeletRootDir" . $driverDir .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $acct := .Values.rrsa.accountId -}}
+{{- if kindIs "float64" $acct -}}
+{{- fail (printf "rrsa.accountId is a YAML number (%v), which loses digits: quote it, e.g. accountId: \"<account ID>\"" $acct) -}}
+{{- end -}}
+{{- $acctText := include "csspa.rrsaAccountId" . -}}
+{{- if or (and $acctText (not .Values.rrsa.clusterId)) (and (not $acctText) .Values.rrsa.clusterId) -}}
+{{- fail "rrsa.accountId and rrsa.clusterId go together: the provider builds the OIDC provider ARN acs:ram::<accountId>:oidc-provider/ack-rrsa-<clusterId> from both; set both, or neither" -}}
+{{- end -}}
+{{- if $acctText -}}
+{{- $names := keys (.Values.envVarsFromSecret | default dict) -}}
+{{- range .Values.extraEnv -}}{{- $names = append $names .name -}}{{- end -}}
+{{- range list "ALICLOUD_ACCOUNT_ID" "ALICLOUD_CLUSTER_ID" -}}
+{{- if has . $names -}}
+{{- fail (printf "%s is set both by rrsa.accountId/rrsa.clusterId and in extraEnv or envVarsFromSecret: set it in one place" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $built := printf "acs:ram::%s:oidc-provider/ack-rrsa-%s" $acctText .Values.rrsa.clusterId -}}
+{{- range .Values.extraEnv -}}
+{{- if and (has .name (list "ALICLOUD_OIDC_PROVIDER_ARN" "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")) .value (ne .value $built) -}}
+{{- fail (printf "extraEnv %s (%s) and rrsa.accountId/rrsa.clusterId (%s) name different OIDC providers; the ARN would win: keep only one" .name .value $built) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $repo := .Values.linux.image.repository | default "" -}}
+{{- if eq (base $repo) "secrets-store-csi-driver-provider-alibaba-cloud" -}}
+{{- fail (printf "linux.image.repository=%s is the incumbent's image (Alibaba's provider), which cannot run this chart's serve command and flags: set linux.image.repository (and tag) to this provider's image, built from the repository's Dockerfile (docs/install.md)" $repo) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Checks that fail the render with a message that says what to set.
 */}}
 {{- define "csspa.validate" -}}
+{{- include "csspa.validateIncumbent" . -}}
 {{- range $name, $ref := .Values.envVarsFromSecret -}}
 {{- if not (regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $name) -}}
 {{- fail (printf "envVarsFromSecret: %q is not an environment variable name" $name) -}}
@@ -102,6 +201,7 @@ Checks that fail the render with a message that says what to set.
 {{- if .Values.rrsa.enable -}}
 {{- $names := keys (.Values.envVarsFromSecret | default dict) -}}
 {{- range .Values.extraEnv -}}{{- $names = append $names .name -}}{{- end -}}
+{{- if include "csspa.rrsaIdEnv" . -}}{{- $names = concat $names (list "ALICLOUD_ACCOUNT_ID" "ALICLOUD_CLUSTER_ID") -}}{{- end -}}
 {{- if not (or (has "ALICLOUD_ROLE_ARN" $names) (has "ALIBABA_CLOUD_ROLE_ARN" $names)) -}}
 {{- fail "rrsa.enable=true needs the RAM role to assume: set envVarsFromSecret.ALICLOUD_ROLE_ARN (e.g. {secretKeyRef: alibaba-credentials, key: rolearn})" -}}
 {{- end -}}
@@ -109,7 +209,7 @@ Checks that fail the render with a message that says what to set.
 {{- $oidcARN := or (has "ALICLOUD_OIDC_PROVIDER_ARN" $names) (has "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" $names) -}}
 {{- $oidcIDs := and (has "ALICLOUD_ACCOUNT_ID" $names) (has "ALICLOUD_CLUSTER_ID" $names) -}}
 {{- if not (or $oidcARN $oidcIDs) -}}
-{{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn}), or both ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID" -}}
+{{- fail "rrsa.enable=true needs the cluster's OIDC provider: set envVarsFromSecret.ALICLOUD_OIDC_PROVIDER_ARN (e.g. {secretKeyRef: alibaba-credentials, key: oidcproviderarn}), or rrsa.accountId and rrsa.clusterId (or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID in extraEnv)" -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.fuse.enabled .Values.denyProviderIdentity -}}
@@ -118,7 +218,7 @@ Checks that fail the render with a message that says what to set.
 {{- if and .Values.rrsa.enable .Values.denyProviderIdentity -}}
 {{- fail "rrsa.enable gives the provider an identity that denyProviderIdentity=true forbids it to use: set only one" -}}
 {{- end -}}
-{{- if not (has .Values.logFormat (list "text" "json")) -}}
+{{- if not (has (.Values.logFormat | default "") (list "" "text" "json")) -}}
 {{- fail (printf "logFormat must be text or json, not %q" .Values.logFormat) -}}
 {{- end -}}
 {{- if .Values.fuse.enabled -}}
@@ -196,7 +296,7 @@ provider refuses it first, naming the files, at the same size. */}}
 {{- with .Values.throttle.oos.burst }}
 - --oos-burst={{ . }}
 {{- end }}
-- --log-format={{ .Values.logFormat }}
+- --log-format={{ include "csspa.logFormat" . }}
 - -v={{ .Values.logVerbosity | int }}
 {{- end -}}
 
@@ -232,7 +332,8 @@ unless fuse.enabled. Empty durations leave the provider's defaults.
 {{- end -}}
 
 {{/*
-Credential environment: the guide's envVarsFromSecret, the RRSA token file, extraEnv.
+Credential environment: the guide's envVarsFromSecret, the RRSA token file,
+the incumbent's rrsa.accountId/clusterId, extraEnv.
 */}}
 {{- define "csspa.env" -}}
 {{- range $name, $ref := .Values.envVarsFromSecret }}
@@ -246,6 +347,7 @@ Credential environment: the guide's envVarsFromSecret, the RRSA token file, extr
 - name: ALICLOUD_OIDC_TOKEN_FILE
   value: {{ include "csspa.rrsaTokenDir" . }}/{{ include "csspa.rrsaTokenFile" . }}
 {{- end }}
+{{- include "csspa.rrsaIdEnv" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
