@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 const e2eClass = `apiVersion: secrets-store.csi.x-k8s.io/v1

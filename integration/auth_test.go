@@ -16,7 +16,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 var demoObjects = objects("- objectName: demo-db", "- objectName: test", "  objectType: oos")

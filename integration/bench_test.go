@@ -20,7 +20,7 @@ import (
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // The benchmarks measure the claims of docs/performance.md side by side in

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // One AssumeRole session for many Mounts shows as one credential refresh.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // runDoctorBin runs `doctor` with the demo AccessKey (unless env overrides)

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 func TestEmulatorDownAndBack(t *testing.T) {

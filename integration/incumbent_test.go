@@ -17,7 +17,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // What the incumbent's examples name, seeded in the emulator.

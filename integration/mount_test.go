@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/badinput"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // seedWith returns the demo seed plus secrets with path-like names and a

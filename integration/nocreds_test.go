@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // No credential source configured and ECS metadata unreachable: serve said

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics/metricstest"
 )
 

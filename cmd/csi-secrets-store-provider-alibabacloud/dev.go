@@ -21,7 +21,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // demoClass is the SecretProviderClass dev mounts: the guide's OOS parameter

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // TestServeShutsDownWithRefreshesInFlight runs serve in this process

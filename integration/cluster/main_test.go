@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // postRenderEnv makes the test binary act as helm's post-renderer (see

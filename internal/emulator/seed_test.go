@@ -8,7 +8,7 @@ import (
 
 	"github.com/alibabacloud-go/tea/tea"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // exampleSeed is the format documented on emulator.Seed.

@@ -160,7 +160,7 @@ func (c *call) writeRaw(status int, contentType string, body []byte) {
 	c.status = status
 	c.record()
 	c.w.WriteHeader(status)
-	_, _ = c.w.Write(body)
+	_, _ = c.w.Write(body) //nolint:gosec // an API reply to an SDK client (JSON, or a fault's error page), never rendered for a browser
 }
 
 // writeError answers with the POP error body

@@ -226,7 +226,7 @@ func (e *Emulator) writeCAFile() error {
 		e.caTempDir = dir
 		path = filepath.Join(dir, "ca.pem")
 	}
-	if err := os.WriteFile(path, e.ca.CertPEM, 0o644); err != nil {
+	if err := os.WriteFile(path, e.ca.CertPEM, 0o600); err != nil {
 		return fmt.Errorf("emulator: write CA: %w", err)
 	}
 	e.caFile = path

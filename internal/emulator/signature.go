@@ -2,7 +2,7 @@ package emulator
 
 import (
 	"crypto/hmac"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // STS v1 (RPC) signatures are HMAC-SHA1: the protocol credentials-go signs AssumeRole with
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -143,7 +143,7 @@ func (e *Emulator) checkTimestamp(value, layout string) *apiError {
 const acs3Algorithm = "ACS3-HMAC-SHA256"
 
 // verifyACS3 checks an ACS3-HMAC-SHA256 Authorization header as described
-// in alibaba-api.md §3.1.
+// in docs/emulator.md (Signatures).
 func (e *Emulator) verifyACS3(c *call) (*identity, *apiError) {
 	auth := c.r.Header.Get("Authorization")
 	algo, rest, _ := strings.Cut(auth, " ")
@@ -259,7 +259,7 @@ func acs3CanonicalHeaders(r *http.Request, signedHeaders string) string {
 	return b.String()
 }
 
-// verifyV1 checks a legacy RPC HMAC-SHA1 signature (alibaba-api.md §3.2),
+// verifyV1 checks a legacy RPC HMAC-SHA1 signature (docs/emulator.md, Signatures),
 // as sent by credentials-go for AssumeRole.
 func (e *Emulator) verifyV1(c *call) (*identity, *apiError) {
 	akid := c.params.Get("AccessKeyId")

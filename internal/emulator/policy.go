@@ -9,8 +9,8 @@ import (
 
 // Actions checked against policies.
 const (
-	ActionKMSGetSecretValue      = "kms:GetSecretValue"
-	ActionOOSGetSecretParameter  = "oos:GetSecretParameter"
+	ActionKMSGetSecretValue      = "kms:GetSecretValue"     //nolint:gosec // a RAM action name, not a credential
+	ActionOOSGetSecretParameter  = "oos:GetSecretParameter" //nolint:gosec // a RAM action name, not a credential
 	accessDeniedPolicyType       = "AccountLevelIdentityBasedPolicy"
 	noPermissionTypeImplicitDeny = "ImplicitDeny"
 	noPermissionTypeExplicitDeny = "ExplicitDeny"

@@ -15,7 +15,7 @@ import (
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/credentials-go/credentials"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // testCA is shared by every emulator of this test binary: Go reads
@@ -100,7 +100,8 @@ func demoCred(t *testing.T) credentials.Credential {
 	return akCred(t, emulator.DemoAccessKeyID, emulator.DemoAccessKeySecret)
 }
 
-// config is the recipe of alibaba-api.md §8 for the plain HTTP port.
+// config points an SDK client at the plain HTTP port (docs/emulator.md,
+// "Pointing the SDK clients at it").
 func config(e *emulator.Emulator, cred credentials.Credential, mods ...func(*openapi.Config)) *openapi.Config {
 	c := &openapi.Config{
 		Endpoint:       tea.String(e.Endpoint()),

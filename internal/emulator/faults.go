@@ -15,7 +15,7 @@ import (
 type FaultKind string
 
 // Fault kinds. "Error class" is what a dara-generation SDK caller sees
-// (alibaba-api.md §4).
+// (docs/emulator.md, "Errors and what the SDK caller sees").
 const (
 	// FaultLatency delays the request by Latency, then serves it normally.
 	// A client that gives up first is noticed (outcome "aborted").
@@ -368,7 +368,7 @@ func (e *Emulator) applyFaults(c *call) bool {
 			c.w.Header().Set("Content-Type", "application/json;charset=utf-8")
 			c.w.Header().Set("Content-Length", strconv.Itoa(len(body)*4))
 			c.w.WriteHeader(http.StatusOK)
-			_, _ = c.w.Write([]byte(body))
+			_, _ = c.w.Write([]byte(body)) //nolint:gosec // a truncated JSON reply to an SDK client, never rendered for a browser
 			_ = http.NewResponseController(c.w).Flush()
 			resetConn(c.w)
 			return true

@@ -13,7 +13,7 @@ import (
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 func setFault(t *testing.T, e *emulator.Emulator, f emulator.Fault) string {
@@ -39,7 +39,8 @@ func wantURLError(t *testing.T, err error) *url.Error {
 }
 
 // TestFaultErrorClasses checks that every fault kind reaches the caller as
-// the error class alibaba-api.md §4 describes.
+// the error class docs/emulator.md describes ("Errors and what the SDK
+// caller sees").
 func TestFaultErrorClasses(t *testing.T) {
 	e := start(t, nil, emulator.Options{})
 	kc := kmsClient(t, e, demoCred(t))

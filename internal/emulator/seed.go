@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -225,19 +224,6 @@ func ParseSeed(data []byte) (*Seed, error) {
 		return nil, err
 	}
 	return &s, nil
-}
-
-// LoadSeedFile reads and parses a seed file.
-func LoadSeedFile(path string) (*Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("emulator seed: %w", err)
-	}
-	s, err := ParseSeed(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
 }
 
 const (
@@ -475,8 +461,8 @@ const (
 	DemoPrincipal       = "demo-user"
 
 	DemoSecretJSON      = "demo-db"
-	DemoSecretJSONValue = `{"username":"testuser","password":"testpassword"}`
-	DemoSecretBinary    = "demo-tls-key"
+	DemoSecretJSONValue = `{"username":"testuser","password":"testpassword"}` //nolint:gosec // the documented demo value of a secret that exists only in the emulator
+	DemoSecretBinary    = "demo-tls-key"                                      //nolint:gosec // a secret's name, not a credential
 	DemoParameter       = "test"
 	DemoParameterValue  = `{"username":"testuser","password":"testpassword"}`
 

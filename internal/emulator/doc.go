@@ -7,7 +7,9 @@
 // (kms-20160120/v3, oos-20190601/v4, credentials-go) to work unmodified:
 // it verifies ACS3-HMAC-SHA256 and v1 HMAC-SHA1 signatures, answers the
 // real response shapes and error bodies, and can inject faults. The wire
-// protocol it follows is shared/reference/alibaba-api.md.
+// protocol facts it relies on (routing, both signature schemes, reply
+// shapes, error codes and what the SDKs make of them) are in
+// docs/emulator.md at the root of this repository.
 //
 // It is a normal package: the `dev` subcommand runs it for a demo, and the
 // end-to-end tests start one per test.

@@ -17,11 +17,11 @@ type imdsState struct {
 }
 
 const (
-	imdsTokenPath   = "/latest/api/token"
-	imdsCredsPrefix = "/latest/meta-data/ram/security-credentials/"
+	imdsTokenPath   = "/latest/api/token"                           //nolint:gosec // a metadata URL path, not a credential
+	imdsCredsPrefix = "/latest/meta-data/ram/security-credentials/" //nolint:gosec // a metadata URL path, not a credential
 	imdsMetaPrefix  = "/latest/meta-data/"
 	imdsTTLHeader   = "X-aliyun-ecs-metadata-token-ttl-seconds"
-	imdsTokenHeader = "X-aliyun-ecs-metadata-token"
+	imdsTokenHeader = "X-aliyun-ecs-metadata-token" //nolint:gosec // a header name, not a credential
 	imdsMaxTokenTTL = 21600
 )
 

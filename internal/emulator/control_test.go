@@ -10,7 +10,7 @@ import (
 
 	"github.com/alibabacloud-go/tea/tea"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 func TestCountersAndRequestLogNeverHoldSecrets(t *testing.T) {

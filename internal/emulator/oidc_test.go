@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integration/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
 )
 
 // The issuer a kube-apiserver would have with
