@@ -38,7 +38,7 @@ func TestMountLogLinesAreBounded(t *testing.T) {
 	// 60 objects whose 1000-byte names fail make a long error too.
 	var many strings.Builder
 	for i := 0; i < 60; i++ {
-		many.WriteString(fmt.Sprintf("- {objectName: %s-%d, objectAlias: a%d, objectType: oos}\n", strings.Repeat("x", 990), i, i))
+		fmt.Fprintf(&many, "- {objectName: %s-%d, objectAlias: a%d, objectType: oos}\n", strings.Repeat("x", 990), i, i)
 	}
 	for _, c := range []struct {
 		name     string
