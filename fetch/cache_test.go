@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
@@ -58,34 +59,39 @@ func (f *fakeUpstream) set(value, version string, err error) {
 
 var testKey = Key{Identity: "id", Region: "cn-hangzhou", Endpoint: "e", Type: TypeKMS, Name: "n"}
 
+// TestCacheCoalescesMisses: 50 concurrent misses of one key make one
+// upstream call. In the bubble the upstream's delay ends only once every
+// caller is blocked, so all 50 have joined the one fetch by then.
 func TestCacheCoalescesMisses(t *testing.T) {
-	up := &fakeUpstream{value: "v", version: "1", delay: 50 * time.Millisecond}
-	c := NewCache(CacheOptions{TTL: time.Minute})
-	var wg sync.WaitGroup
-	outcomes := make(chan Outcome, 50)
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, o, err := c.Get(context.Background(), testKey, up.fetch)
-			if err != nil || string(e.Data) != "v" {
-				t.Errorf("get: %v", err)
-			}
-			outcomes <- o
-		}()
-	}
-	wg.Wait()
-	close(outcomes)
-	if n := up.calls.Load(); n != 1 {
-		t.Fatalf("%d upstream calls for 50 concurrent misses, want 1", n)
-	}
-	count := map[Outcome]int{}
-	for o := range outcomes {
-		count[o]++
-	}
-	if count[OutcomeMiss] != 1 || count[OutcomeCoalesced] != 49 {
-		t.Fatalf("outcomes %v", count)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		up := &fakeUpstream{value: "v", version: "1", delay: 50 * time.Millisecond}
+		c := NewCache(CacheOptions{TTL: time.Minute})
+		var wg sync.WaitGroup
+		outcomes := make(chan Outcome, 50)
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e, o, err := c.Get(context.Background(), testKey, up.fetch)
+				if err != nil || string(e.Data) != "v" {
+					t.Errorf("get: %v", err)
+				}
+				outcomes <- o
+			}()
+		}
+		wg.Wait()
+		close(outcomes)
+		if n := up.calls.Load(); n != 1 {
+			t.Fatalf("%d upstream calls for 50 concurrent misses, want 1", n)
+		}
+		count := map[Outcome]int{}
+		for o := range outcomes {
+			count[o]++
+		}
+		if count[OutcomeMiss] != 1 || count[OutcomeCoalesced] != 49 {
+			t.Fatalf("outcomes %v", count)
+		}
+	})
 }
 
 func TestCacheStaleIfErrorAndMaxStale(t *testing.T) {
@@ -127,45 +133,53 @@ func TestCacheStaleIfErrorAndMaxStale(t *testing.T) {
 	}
 }
 
+// TestCacheEventsOnChangeOnly: Run refreshes a pinned entry ahead of its
+// TTL; a refresh that brings the same version tells nobody, one that brings
+// a new version is one event. The bubble's clock moves only when every
+// goroutine (Run's sweep, its refreshes) is blocked, so each sleep below is
+// exactly that many refresh periods.
 func TestCacheEventsOnChangeOnly(t *testing.T) {
-	up := &fakeUpstream{value: "a", version: "1"}
-	c := NewCache(CacheOptions{TTL: 50 * time.Millisecond})
-	var mu sync.Mutex
-	var events []Event
-	cancel := c.Subscribe(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
-	defer cancel()
-	unpin := c.Pin(testKey, up.fetch)
-	defer unpin()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go c.Run(ctx)
-	deadline := time.Now().Add(2 * time.Second)
-	for up.calls.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	mu.Lock()
-	if len(events) != 1 || events[0].Old != nil || events[0].New.Version != "1" {
-		t.Fatalf("events after refreshes of an unchanged value: %+v", events)
-	}
-	mu.Unlock()
-	up.set("b", "2", nil)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := len(events)
-		mu.Unlock()
-		if n == 2 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 50 * time.Millisecond // refreshed at 0.9 TTL, swept every 10ms
+		up := &fakeUpstream{value: "a", version: "1"}
+		c := NewCache(CacheOptions{TTL: ttl})
+		var mu sync.Mutex
+		var events []Event
+		cancel := c.Subscribe(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
+		defer cancel()
+		unpin := c.Pin(testKey, up.fetch)
+		defer unpin()
+		ctx, stop := context.WithCancel(context.Background())
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			c.Run(ctx)
+		}()
+		defer func() { stop(); <-runDone }()
+
+		time.Sleep(3 * ttl)
+		synctest.Wait()
+		if n := up.calls.Load(); n < 3 {
+			t.Fatalf("%d upstream calls in 3 TTLs of a pinned entry, want at least 3", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(events) != 2 || events[1].Old.Version != "1" || events[1].New.Version != "2" {
-		t.Fatalf("no change event for the new version: %+v", events)
-	}
-	if e, ok := c.Peek(testKey); !ok || string(e.Data) != "b" {
-		t.Fatal("Peek does not see the refreshed value")
-	}
+		mu.Lock()
+		if len(events) != 1 || events[0].Old != nil || events[0].New.Version != "1" {
+			t.Fatalf("events after refreshes of an unchanged value: %+v", events)
+		}
+		mu.Unlock()
+
+		up.set("b", "2", nil)
+		time.Sleep(ttl)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(events) != 2 || events[1].Old.Version != "1" || events[1].New.Version != "2" {
+			t.Fatalf("no change event for the new version within a TTL: %+v", events)
+		}
+		if e, ok := c.Peek(testKey); !ok || string(e.Data) != "b" {
+			t.Fatal("Peek does not see the refreshed value")
+		}
+	})
 }
 
 func TestCacheFailedMissIsNotKept(t *testing.T) {
@@ -179,21 +193,28 @@ func TestCacheFailedMissIsNotKept(t *testing.T) {
 	}
 }
 
+// TestCacheCallerDeadlineKeepsTheFetch: a caller whose deadline passes
+// during a miss gets its deadline error; the fetch goes on and fills the
+// cache, so the next caller hits without a second upstream call.
 func TestCacheCallerDeadlineKeepsTheFetch(t *testing.T) {
-	up := &fakeUpstream{value: "v", version: "1", delay: 200 * time.Millisecond}
-	c := NewCache(CacheOptions{TTL: time.Minute})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, _, err := c.Get(ctx, testKey, up.fetch); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v", err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if _, o, err := c.Get(context.Background(), testKey, up.fetch); err != nil || o != OutcomeHit {
-		t.Fatalf("the abandoned fetch did not fill the cache: %s %v", o, err)
-	}
-	if n := up.calls.Load(); n != 1 {
-		t.Fatalf("%d calls", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		up := &fakeUpstream{value: "v", version: "1", delay: 200 * time.Millisecond}
+		c := NewCache(CacheOptions{TTL: time.Minute})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, _, err := c.Get(ctx, testKey, up.fetch); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v", err)
+		}
+		// Past the upstream's delay: the abandoned fetch has returned.
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if _, o, err := c.Get(context.Background(), testKey, up.fetch); err != nil || o != OutcomeHit {
+			t.Fatalf("the abandoned fetch did not fill the cache: %s %v", o, err)
+		}
+		if n := up.calls.Load(); n != 1 {
+			t.Fatalf("%d calls", n)
+		}
+	})
 }
 
 func TestBackoffHonoursHintAndCap(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -32,13 +33,18 @@ func (b *blockingUpstream) fetch(ctx context.Context) (Result, error) {
 // TestRunEndsTheCacheGoroutines: a refresh-ahead and a detached read (its
 // caller gave up) are both stuck upstream when Run's context ends. Run
 // returns only after both have returned, and nothing the cache started is
-// left running (no janitor either).
+// left running (no janitor either). The test runs in a synctest bubble: the
+// cache reads the bubble's clock, so sleeping to the refresh point is
+// exact, and a goroutine that never starts or never ends fails at once
+// instead of after a real timeout.
 func TestRunEndsTheCacheGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	synctest.Test(t, testRunEndsTheCacheGoroutines)
+}
 
+func testRunEndsTheCacheGoroutines(t *testing.T) {
 	const ttl = 200 * time.Millisecond // the sweep ticks every 10ms
-	clk := &clock{t: time.Unix(1000, 0)}
-	c := NewCache(CacheOptions{TTL: ttl, Now: clk.Now, FetchTimeout: time.Hour})
+	c := NewCache(CacheOptions{TTL: ttl, FetchTimeout: time.Hour})
 	up := &fakeUpstream{value: "v", version: "1"}
 	blocked := &blockingUpstream{started: make(chan struct{}, 2)}
 	refreshed := Key{Identity: "id", Region: "cn-hangzhou", Endpoint: "e", Type: TypeKMS, Name: "refreshed"}
@@ -73,8 +79,14 @@ func TestRunEndsTheCacheGoroutines(t *testing.T) {
 		t.Fatalf("the caller that gave up got %v", err)
 	}
 
-	// Past RefreshAt (0.9 TTL): the sweep starts the refresh-ahead.
-	clk.Add(ttl * 95 / 100)
+	// Before RefreshAt (0.9 TTL) nothing is refreshed; past it, the sweep
+	// starts the refresh-ahead.
+	time.Sleep(ttl * 85 / 100)
+	synctest.Wait()
+	if n := blocked.running.Load(); n != 1 {
+		t.Fatalf("%d blocked reads running before RefreshAt, want only the detached read", n)
+	}
+	time.Sleep(ttl * 10 / 100)
 	waitStarted(t, blocked.started, "the refresh-ahead")
 	if n := blocked.running.Load(); n != 2 {
 		t.Fatalf("%d blocked reads running, want the refresh and the detached read", n)
@@ -108,6 +120,8 @@ func TestRunEndsTheCacheGoroutines(t *testing.T) {
 	}
 }
 
+// waitStarted waits for a blocked read to start. In a bubble the timeout
+// is the bubble's: it fires as soon as nothing else can run.
 func waitStarted(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
