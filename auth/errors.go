@@ -10,8 +10,9 @@ import (
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
-// ErrorKind classifies why an identity could not be had. cmd maps it to the
-// gRPC code of the Mount (auth cannot import fetch, which imports auth).
+// ErrorKind classifies why an identity could not be had. fetch.Identities
+// maps it to a fetch Kind, and so to the gRPC code of the Mount (auth cannot
+// import fetch, which imports auth).
 type ErrorKind int
 
 const (

@@ -37,10 +37,13 @@
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -116,6 +119,32 @@ func (i *Identity) credentialsProvider() providers.CredentialsProvider {
 func (i *Identity) ensure() error {
 	_, err := i.credentialsProvider().GetCredentials()
 	return err
+}
+
+// Usable asks the credential for an AccessKey, bounded by ctx: for an STS
+// based mode this is where a session is fetched or refreshed. credentials-go
+// takes no context, so the call runs aside and is abandoned (it ends at its
+// own HTTP timeouts) when ctx ends first. Nothing of the credential is
+// returned or printed. Readiness and doctor use it to say whether the
+// identity can sign a request before any secret is asked for.
+func (i *Identity) Usable(ctx context.Context) error {
+	if i == nil || i.Credential == nil {
+		return errors.New("the identity has no credential")
+	}
+	done := make(chan error, 1)
+	go func() {
+		cm, err := i.Credential.GetCredential()
+		if err == nil && (cm == nil || cm.AccessKeyId == nil || *cm.AccessKeyId == "") {
+			err = errors.New("the credential yields no AccessKey id")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no credential within the check's deadline: %w", ctx.Err())
+	}
 }
 
 // newIdentity wraps p in a lock and a credentials-go Credential; onRefresh
