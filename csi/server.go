@@ -28,9 +28,6 @@ import (
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
-// ProviderName is the SecretProviderClass spec.provider this serves.
-const ProviderName = "alibabacloud"
-
 // Attribute keys kubelet and the driver add to MountRequest.attributes.
 const (
 	AttrPodName        = "csi.storage.k8s.io/pod.name"
@@ -85,7 +82,9 @@ type Server struct {
 	Observer Observer
 	// Version is reported as runtime_version (semver).
 	RuntimeVersion string
-	// Policy, when set, is asked before any upstream call.
+	// Policy, when set (cmd sets the namespace policy of --policy), is
+	// asked for every object before any identity is resolved or any
+	// upstream call is made. Nil: everything is allowed.
 	Policy Policy
 	// MaxResponseBytes is the largest encoded MountResponse served (serve's
 	// --max-response-bytes, the driver's --max-call-recv-msg-size); a larger
@@ -101,21 +100,11 @@ func (s *Server) maxResponseBytes() int {
 	return s.MaxResponseBytes
 }
 
-// Policy decides whether a pod may mount an object (auth's namespace policy).
+// Policy decides whether the pods of a namespace running as a service
+// account may mount an object of a type (kms, oos, or auth.PolicyRoles for a
+// crossAccountRoleArn) and name: *auth.Policy.
 type Policy interface {
-	Allow(namespace, serviceAccount string, t fetch.ObjectType, name string) error
-}
-
-// policy is s.Policy, else the identity resolver's when it carries one
-// (cmd wires the namespace policy that way, next to the identities).
-func (s *Server) policy() Policy {
-	if s.Policy != nil {
-		return s.Policy
-	}
-	if p, ok := s.Identity.(Policy); ok {
-		return p
-	}
-	return nil
+	Allow(namespace, serviceAccount, objectType, name string) error
 }
 
 func (s *Server) log() *slog.Logger {
@@ -183,16 +172,16 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	for _, n := range spec.Notes {
 		log.Info("class note", "pod", logAttr(pod), "namespace", logAttr(ns), "note", n)
 	}
-	if pol := s.policy(); pol != nil {
+	if pol := s.Policy; pol != nil {
 		for _, o := range spec.Objects {
-			if err := pol.Allow(ns, attrs[AttrServiceAccount], o.Type, o.Name); err != nil {
+			if err := pol.Allow(ns, attrs[AttrServiceAccount], string(o.Type), o.Name); err != nil {
 				outcome = "denied"
 				return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
 			}
 			// A role to assume is as much a grant as a name: with a
 			// policy, only the roles it lists for this pod.
 			if o.CrossAccountRoleArn != "" {
-				if err := pol.Allow(ns, attrs[AttrServiceAccount], fetch.ObjectType(auth.PolicyRoles), o.CrossAccountRoleArn); err != nil {
+				if err := pol.Allow(ns, attrs[AttrServiceAccount], auth.PolicyRoles, o.CrossAccountRoleArn); err != nil {
 					outcome = "denied"
 					return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
 				}

@@ -15,10 +15,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // SocketPath is DIR/alibabacloud.sock.
-func SocketPath(dir string) string { return filepath.Join(dir, ProviderName+".sock") }
+func SocketPath(dir string) string { return filepath.Join(dir, spc.ProviderName+".sock") }
 
 // Listen creates the provider socket with mode 0600. A stale socket left by
 // a crash is removed; a socket another live provider answers on is not.

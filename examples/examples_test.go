@@ -1,7 +1,7 @@
 // Package examples_test checks the example SecretProviderClasses with the
-// provider's own parameter parser, so an example that the provider would
-// reject, or a secretObjects entry naming a file the provider never writes,
-// fails here. Strict decoding into the Kubernetes and driver API types is
+// provider's own class loader (spc, the one doctor, mount and serve
+// --fuse-class use), so an example that the provider would reject, or a
+// secretObjects entry naming a file the provider never writes, fails here. Strict decoding into the Kubernetes and driver API types is
 // done in integration/k8s, a module of its own.
 package examples_test
 
@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // class is the part of a SecretProviderClass the provider and the driver's
@@ -54,14 +56,35 @@ func classesIn(t *testing.T, name string, raw []byte) []class {
 	return out
 }
 
-// check parses the class like the provider does on a mount.
-func check(t *testing.T, where string, c class) *fetch.Spec {
+// load reads a file's classes with the provider's loader, which must take
+// the whole file (its other documents are skipped) and find every class.
+func load(t *testing.T, where string, raw []byte) map[string]*spc.Class {
 	t.Helper()
-	spec, err := fetch.ParseParameters(c.Spec.Parameters)
+	cs, err := spc.Parse(where, raw)
 	if err != nil {
-		t.Errorf("%s: SecretProviderClass %s: %v", where, c.Metadata.Name, err)
+		t.Errorf("%v", err)
 		return nil
 	}
+	out := map[string]*spc.Class{}
+	for _, c := range cs {
+		out[c.Name] = c
+	}
+	if n := len(classesIn(t, where, raw)); len(out) != n {
+		t.Errorf("%s: the loader found %d classes, the file holds %d", where, len(out), n)
+	}
+	return out
+}
+
+// check checks a class's secretObjects against the files the provider
+// writes for it (loaded, the class as the provider parsed it).
+func check(t *testing.T, where string, c class, loaded map[string]*spc.Class) *fetch.Spec {
+	t.Helper()
+	l := loaded[c.Metadata.Name]
+	if l == nil {
+		t.Errorf("%s: SecretProviderClass %s was not loaded", where, c.Metadata.Name)
+		return nil
+	}
+	spec := l.Spec
 	files := spec.Files()
 	for _, so := range c.Spec.SecretObjects {
 		for _, d := range so.Data {
@@ -88,8 +111,13 @@ func TestExampleClassesParse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range classesIn(t, p, raw) {
-			check(t, p, c)
+		cs := classesIn(t, p, raw)
+		if len(cs) == 0 {
+			continue
+		}
+		loaded := load(t, p, raw)
+		for _, c := range cs {
+			check(t, p, c, loaded)
 			n++
 		}
 	}
@@ -109,7 +137,7 @@ func TestGuideSecretStoreMeansOneOOSParameter(t *testing.T) {
 	if len(cs) != 1 || cs[0].Metadata.Name != "test-secrets" {
 		t.Fatalf("want one SecretProviderClass test-secrets, got %+v", cs)
 	}
-	spec := check(t, "secretstore.yaml", cs[0])
+	spec := check(t, "secretstore.yaml", cs[0], load(t, "secretstore.yaml", raw))
 	if spec == nil {
 		return
 	}
@@ -121,7 +149,8 @@ func TestGuideSecretStoreMeansOneOOSParameter(t *testing.T) {
 	}
 }
 
-// The classes of the FUSE example values are --class files of `mount`.
+// The classes of the FUSE example values are the chart's --fuse-class
+// files: the loader takes each, and the view takes them all together.
 func TestFuseValuesClassesParse(t *testing.T) {
 	raw, err := os.ReadFile("values-fuse.yaml")
 	if err != nil {
@@ -138,12 +167,17 @@ func TestFuseValuesClassesParse(t *testing.T) {
 	if len(v.Fuse.Classes) == 0 {
 		t.Fatal("values-fuse.yaml lists no classes")
 	}
+	var all []*spc.Class
 	for file, text := range v.Fuse.Classes {
-		cs := classesIn(t, file, []byte(text))
-		if len(cs) != 1 {
-			t.Errorf("fuse.classes[%s]: want one SecretProviderClass, got %d", file, len(cs))
+		where := "values-fuse.yaml fuse.classes[" + file + "]"
+		cs, err := spc.Parse(where, []byte(text))
+		if err != nil {
+			t.Errorf("%v", err)
 			continue
 		}
-		check(t, "values-fuse.yaml "+file, cs[0])
+		all = append(all, cs...)
+	}
+	if err := fs.CheckClasses(all); err != nil {
+		t.Errorf("the FUSE view refuses the classes: %v", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // tmpfsDir returns an empty directory on tmpfs: a fresh tmpfs mount when
@@ -44,7 +46,7 @@ func BenchmarkWarmRead(b *testing.B) {
 	requireFUSE(b)
 	const nClasses, perClass, size = 10, 100, 100
 	values := map[string]string{}
-	var classes []*Class
+	var classes []*spc.Class
 	var rel []string
 	for c := range nClasses {
 		var objs strings.Builder

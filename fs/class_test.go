@@ -1,59 +1,47 @@
 package fs
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
-// Classes: the manifest checks name the file and the field.
-func TestParseClass(t *testing.T) {
-	good := "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: %s\nspec:\n  provider: %s\n  parameters:\n    objects: |\n      - objectName: %s\n"
-	cases := []struct {
-		name, doc, want string
+// The view's own rules on top of spc's: names differ (one directory each)
+// and no file takes the status file's name. Mount refuses such classes too.
+func TestCheckClasses(t *testing.T) {
+	app := mustClass(t, "app", "- objectName: db")
+	other := mustClass(t, "app", "- objectName: other")
+	other.Source = "b.yaml"
+	status := mustClass(t, "st", "- objectName: db\n  objectAlias: .status")
+	jmes := mustClass(t, "jm", "- objectName: db\n  jmesPath:\n    - {path: a, objectAlias: .status}")
+	fetcher := fetch.NewFetcher(fetch.NewCache(fetch.CacheOptions{TTL: time.Minute}), appSource(), fetch.FetcherOptions{Region: "cn-hangzhou"})
+	for _, c := range []struct {
+		name string
+		cs   []*spc.Class
+		want string
 	}{
-		{"ok", sprintf(good, "app", "alibabacloud", "db"), ""},
-		{"api", strings.Replace(sprintf(good, "app", "alibabacloud", "db"), "x-k8s.io/v1", "x-k8s.io/v2", 1), "f.yaml: apiVersion: "},
-		{"kind", strings.Replace(sprintf(good, "app", "alibabacloud", "db"), "SecretProviderClass", "Secret", 1), "f.yaml: kind: "},
-		{"name", sprintf(good, "App_1", "alibabacloud", "db"), "f.yaml: metadata.name: \"App_1\" is not a valid name"},
-		{"noname", sprintf(good, "''", "alibabacloud", "db"), "f.yaml: metadata.name: is missing"},
-		{"provider", sprintf(good, "app", "azure", "db"), "f.yaml: spec.provider: \"azure\""},
-		{"object", sprintf(good, "app", "alibabacloud", "/abs"), "f.yaml: spec.parameters.objects[0].objectName: "},
-		{"status", sprintf(good, "app", "alibabacloud", ".status"), "f.yaml: spec.parameters.objects[0]: file \".status\" is reserved"},
-		{"two", sprintf(good, "a", "alibabacloud", "db") + "---\n" + sprintf(good, "b", "alibabacloud", "db"), "holds 2 YAML documents"},
-		{"empty", "# nothing\n", "is empty"},
-		{"params", "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: a\nspec:\n  provider: alibabacloud\n", "spec.parameters: is missing"},
-	}
-	for _, c := range cases {
+		{"ok", []*spc.Class{app}, ""},
+		{"dup", []*spc.Class{app, other}, `b.yaml: SecretProviderClass "app": metadata.name: is also the name of a class in app.yaml`},
+		{"status", []*spc.Class{status}, `st.yaml: SecretProviderClass "st": spec.parameters.objects[0]: file ".status" is reserved`},
+		{"jmesPath", []*spc.Class{jmes}, `jm.yaml: SecretProviderClass "jm": spec.parameters.objects[0]: file ".status" is reserved`},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			cl, err := ParseClass("f.yaml", []byte(c.doc))
+			err := CheckClasses(c.cs)
 			if c.want == "" {
-				if err != nil || cl.Name != "app" || len(cl.Spec.Objects) != 1 {
-					t.Fatalf("%v %+v", err, cl)
+				if err != nil {
+					t.Fatal(err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want %q", err, c.want)
 			}
+			if _, err := Mount(Config{Mountpoint: t.TempDir(), Classes: c.cs, Fetcher: fetcher, Identity: testIdentity(t)}); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Mount: %v, want %q", err, c.want)
+			}
 		})
 	}
-
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
-	for p, obj := range map[string]string{a: "db", b: "other"} {
-		if err := os.WriteFile(p, []byte(sprintf(good, "same", "alibabacloud", obj)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := LoadClasses([]string{a, b}); err == nil || !strings.Contains(err.Error(), "metadata.name") || !strings.Contains(err.Error(), "a.yaml") {
-		t.Fatalf("duplicate names: %v", err)
-	}
-	if _, err := LoadClasses([]string{filepath.Join(dir, "none.yaml")}); err == nil || !strings.Contains(err.Error(), "none.yaml") {
-		t.Fatalf("missing file: %v", err)
-	}
 }
-
-func sprintf(f string, a ...any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) + "\n" }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // fakeSource is an in-memory upstream: values by name, a version that moves
@@ -189,18 +190,18 @@ func testIdentity(t testing.TB) *auth.Identity {
 	return id
 }
 
-func mustClass(t testing.TB, name, objects string, extra ...string) *Class {
+func mustClass(t testing.TB, name, objects string, extra ...string) *spc.Class {
 	t.Helper()
 	params := "    objects: |\n" + indent(objects, "      ")
 	for _, e := range extra {
 		params += "    " + e + "\n"
 	}
 	doc := fmt.Sprintf("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: %s\nspec:\n  provider: alibabacloud\n  parameters:\n%s", name, params)
-	c, err := ParseClass(name+".yaml", []byte(doc))
+	cs, err := spc.Parse(name+".yaml", []byte(doc))
 	if err != nil {
 		t.Fatalf("class %s: %v", name, err)
 	}
-	return c
+	return cs[0]
 }
 
 func indent(s, pre string) string {
@@ -212,7 +213,7 @@ func indent(s, pre string) string {
 }
 
 // newEnv mounts classes over src on a fresh directory.
-func newEnv(t testing.TB, src *fakeSource, mod func(*Config), classes ...*Class) *env {
+func newEnv(t testing.TB, src *fakeSource, mod func(*Config), classes ...*spc.Class) *env {
 	t.Helper()
 	requireFUSE(t)
 	e := &env{t: t, src: src, clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // Names the mount shows in /proc/mounts: the source column and the type
@@ -38,7 +39,7 @@ type Config struct {
 	// Mountpoint is the directory to mount on (created when missing).
 	Mountpoint string
 	// Classes are shown as <Mountpoint>/<Class.Name>/; names must differ.
-	Classes []*Class
+	Classes []*spc.Class
 	// Fetcher reads through the node-wide cache. The caller runs
 	// Fetcher.Cache().Run: its refresher keeps the view's pinned objects
 	// fresh and publishes the events that invalidate the kernel's cache.
@@ -118,10 +119,11 @@ func Mount(cfg Config) (*Server, error) {
 	if len(cfg.Classes) == 0 {
 		return nil, errors.New("fuse view: no class to show; pass at least one SecretProviderClass manifest")
 	}
-	classes := append([]*Class(nil), cfg.Classes...)
-	if err := checkClasses(classes); err != nil {
+	if err := CheckClasses(cfg.Classes); err != nil {
 		return nil, err
 	}
+	classes := append([]*spc.Class(nil), cfg.Classes...)
+	sortClasses(classes)
 	cfg.Classes = classes
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = DefaultLookupTimeout

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // TestHelperProcess is not a test: the tests below re-exec the test binary
@@ -35,7 +36,7 @@ func TestHelperProcess(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	go cache.Run(ctx)
-	srv, err := Mount(Config{Mountpoint: dir, Classes: []*Class{appClass(t)}, Fetcher: fetcher, Identity: testIdentity(t), UID: -1, GID: -1, Logger: log})
+	srv, err := Mount(Config{Mountpoint: dir, Classes: []*spc.Class{appClass(t)}, Fetcher: fetcher, Identity: testIdentity(t), UID: -1, GID: -1, Logger: log})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(3)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // A second Mount on a directory where a live view is served refuses, naming
@@ -16,7 +18,7 @@ import (
 func TestLiveViewRefused(t *testing.T) {
 	requireFUSE(t)
 	first := newEnv(t, appSource(), nil, appClass(t))
-	second, err := Mount(Config{Mountpoint: first.dir, Classes: []*Class{appClass(t)}, Fetcher: first.fetcher, Identity: first.id, UID: -1, GID: -1})
+	second, err := Mount(Config{Mountpoint: first.dir, Classes: []*spc.Class{appClass(t)}, Fetcher: first.fetcher, Identity: first.id, UID: -1, GID: -1})
 	if err == nil {
 		_ = second.Close(0)
 		t.Fatal("a second Mount took over a live view")
@@ -57,7 +59,7 @@ func TestHungLiveViewRefused(t *testing.T) {
 	defer func() { _ = h.cmd.Process.Signal(syscall.SIGCONT) }()
 	e := newEnv(t, appSource(), nil, appClass(t)) // its fetcher and identity
 	start := time.Now()
-	srv, err := Mount(Config{Mountpoint: dir, Classes: []*Class{appClass(t)}, Fetcher: e.fetcher, Identity: e.id, UID: -1, GID: -1})
+	srv, err := Mount(Config{Mountpoint: dir, Classes: []*spc.Class{appClass(t)}, Fetcher: e.fetcher, Identity: e.id, UID: -1, GID: -1})
 	if err == nil {
 		_ = srv.Close(0)
 		t.Fatal("Mount took over a live view whose daemon is stopped")

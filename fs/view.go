@@ -19,6 +19,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // view is the state behind one mount: the static tree built from the
@@ -50,7 +51,7 @@ type view struct {
 
 // classView is one class: its directory and its objects.
 type classView struct {
-	class  *Class
+	class  *spc.Class
 	dir    *dirRec
 	objs   []*objView
 	status statusMemo
@@ -145,7 +146,7 @@ func newView(cfg Config) (*view, error) {
 			// Validate region and endpoints now, so a bad class fails the
 			// mount instead of every lookup. No upstream call.
 			if _, _, err := v.fetcher.Key(v.id, c.Spec, o); err != nil {
-				return nil, &ClassError{Source: c.Source, Field: fmt.Sprintf("spec.parameters.objects[%d]", o.Index), Msg: err.Error()}
+				return nil, &spc.Error{Source: c.Source, Class: c.Name, Field: fmt.Sprintf("spec.parameters.objects[%d]", o.Index), Msg: err.Error()}
 			}
 			ov := &objView{cls: cv, o: o}
 			for i, p := range append([]string{o.File}, o.JMESFiles...) {
@@ -164,7 +165,7 @@ func newView(cfg Config) (*view, error) {
 				if _, dup := dir.files[name]; dup || dir.dirs[name] != nil {
 					// fetch.ParseParameters refuses collisions; keep the
 					// tree honest anyway.
-					return nil, &ClassError{Source: c.Source, Field: "spec.parameters", Msg: fmt.Sprintf("file %q appears twice", p)}
+					return nil, &spc.Error{Source: c.Source, Class: c.Name, Field: "spec.parameters", Msg: fmt.Sprintf("file %q appears twice", p)}
 				}
 				f := &fileRec{obj: ov, idx: i, path: p, name: name, ino: next(), dir: dir}
 				dir.files[name] = f

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 const (
@@ -21,7 +22,7 @@ const (
 
 var binaryVal = string([]byte{0x30, 0x82, 0x00, 0xff, 0xfe, '\n', 'k'})
 
-func appClass(t testing.TB) *Class {
+func appClass(t testing.TB) *spc.Class {
 	return mustClass(t, "app", `- objectName: db
   objectType: kms
   jmesPath:
@@ -36,7 +37,7 @@ func appClass(t testing.TB) *Class {
 `)
 }
 
-func nestedClass(t testing.TB) *Class {
+func nestedClass(t testing.TB) *spc.Class {
 	return mustClass(t, "nested.example", `- objectName: dir/key
 `, `pathTranslation: "False"`)
 }

@@ -296,8 +296,8 @@ func TestDoctorBadUsageAndBadClass(t *testing.T) {
 		{"missing file", []string{"--class", "/nonexistent/class.yaml"}, "", "/nonexistent/class.yaml"},
 		{"unknown flag", []string{"--no-such-flag"}, "", "no-such-flag"},
 		{"not a class", nil, "apiVersion: v1\nkind: ConfigMap\n", "no SecretProviderClass"},
-		{"another provider", nil, strings.Replace(class("c", "    objects: x\n"), "provider: alibabacloud", "provider: aws", 1), `spec.provider is "aws"`},
-		{"no parameters", nil, strings.TrimSuffix(class("c", ""), "  parameters:\n") + "\n", "spec.parameters is missing"},
+		{"another provider", nil, strings.Replace(class("c", "    objects: x\n"), "provider: alibabacloud", "provider: aws", 1), `spec.provider: "aws" is another provider's class`},
+		{"no parameters", nil, strings.TrimSuffix(class("c", ""), "  parameters:\n") + "\n", "spec.parameters: is missing"},
 		{"invalid objects", nil, class("c", "    objects: |\n      - objectType: kms\n"), "spec.parameters.objects[0].objectName"},
 		{"bad yaml", nil, "kind: [\n", "not valid YAML"},
 	} {

@@ -17,35 +17,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"sigs.k8s.io/secrets-store-csi-driver/pkg/util/fileutil"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
-
-// demoClass is the SecretProviderClass dev mounts: the guide's OOS parameter
-// test, a JSON KMS secret split with jmesPath, and a binary KMS secret.
-const demoClass = `apiVersion: secrets-store.csi.x-k8s.io/v1
-kind: SecretProviderClass
-metadata:
-  name: demo
-spec:
-  provider: alibabacloud
-  parameters:
-    region: cn-hangzhou
-    objects: |
-      - objectName: test
-        objectType: oos
-      - objectName: demo-db
-        jmesPath:
-          - path: username
-            objectAlias: db-username
-          - path: password
-            objectAlias: db-password
-      - objectName: demo-tls-key
-        objectAlias: tls/key.der
-`
 
 // devCacheTTL is dev's default --cache-ttl: short, so that a rotation
 // shows within seconds.
@@ -108,7 +85,13 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	out := os.Stdout
 	if do.printClass {
-		_, err := fmt.Fprint(out, demoClass)
+		_, err := fmt.Fprint(out, emulator.DemoClass)
+		return err
+	}
+	// The demo class, read as every class file is: dev --doctor checks it,
+	// the demo Mount sends its parameters, the FUSE view shows it.
+	demo, err := spc.Parse("dev --print-class", []byte(emulator.DemoClass))
+	if err != nil {
 		return err
 	}
 	log := do.logger(os.Stderr)
@@ -132,7 +115,7 @@ func runDev(ctx context.Context, args []string) error {
 		return ""
 	}
 	if do.doctor {
-		return devDoctor(ctx, do.options, out)
+		return devDoctor(ctx, do.options, demo, out)
 	}
 
 	work, err := os.MkdirTemp("", "alibabacloud-provider-dev-")
@@ -151,7 +134,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, RuntimeVersion: version, MaxResponseBytes: csi.DefaultMaxResponseBytes}
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.identities, Policy: st.policy, Log: log, RuntimeVersion: version, MaxResponseBytes: csi.DefaultMaxResponseBytes}
 	g, err := csi.NewGRPCServer(csi.SocketPath(do.providerVolume), srv)
 	if err != nil {
 		return err
@@ -163,17 +146,8 @@ func runDev(ctx context.Context, args []string) error {
 	go func() { serveDone <- g.Serve(sctx, 5*time.Second) }()
 	defer func() { stopServe(); <-serveDone }() //nolint:errcheck // the serve error after a stop is expected
 
-	var spc struct {
-		Metadata struct{ Name string } `json:"metadata"`
-		Spec     struct {
-			Parameters map[string]string `json:"parameters"`
-		} `json:"spec"`
-	}
-	if err := yaml.Unmarshal([]byte(demoClass), &spc); err != nil {
-		return err
-	}
 	classFile := filepath.Join(work, "demo-class.yaml")
-	if err := os.WriteFile(classFile, []byte(demoClass), 0o600); err != nil {
+	if err := os.WriteFile(classFile, []byte(emulator.DemoClass), 0o600); err != nil {
 		return err
 	}
 
@@ -186,7 +160,7 @@ func runDev(ctx context.Context, args []string) error {
 	fmt.Fprintf(out, "Demo SecretProviderClass:                             %s (removed on exit; dev --print-class prints it)\n\n", classFile)
 
 	mount := func() error {
-		return demoMount(ctx, g.Path(), spc.Spec.Parameters, do.target, out)
+		return demoMount(ctx, g.Path(), demo[0].Parameters, do.target, out)
 	}
 	if err := mount(); err != nil {
 		return err
@@ -199,7 +173,7 @@ func runDev(ctx context.Context, args []string) error {
 		fmt.Fprintf(out, "\nCheck the demo class with doctor (runs an emulator of its own; works after dev has exited):\n  %s\n", selfContained)
 		return nil
 	}
-	fuseNote, stopFUSE := startDevFUSE(ctx, &do.options, log, st, classFile, work, do.noFUSE)
+	fuseNote, stopFUSE := startDevFUSE(ctx, log, st, demo, work, do.noFUSE)
 	defer stopFUSE()
 
 	fmt.Fprintf(out, "\nTry next:\n")
@@ -231,7 +205,7 @@ func runDev(ctx context.Context, args []string) error {
 			fmt.Fprintln(out, "\nstopping")
 			return nil
 		case <-tick:
-			if err := demoMountQuiet(ctx, g.Path(), spc.Spec.Parameters, do.target, out); err != nil {
+			if err := demoMountQuiet(ctx, g.Path(), demo[0].Parameters, do.target, out); err != nil {
 				fmt.Fprintf(out, "re-Mount failed: %v\n", err)
 			}
 		}
@@ -248,11 +222,7 @@ func devLiveDoctorCommand(exe, emulatorURL string) string {
 
 // devDoctor runs doctor on the demo class against the emulator o points
 // at (dev --doctor) and returns doctor's exit code as an exitCode.
-func devDoctor(ctx context.Context, o options, out io.Writer) error {
-	cls, err := parseDoctorClasses("the demo class", "dev --print-class", []byte(demoClass))
-	if err != nil {
-		return err
-	}
+func devDoctor(ctx context.Context, o options, cls []*spc.Class, out io.Writer) error {
 	o.command = "doctor"
 	o.policyFile = "" // doctor asks no policy
 	fmt.Fprintf(out, "doctor on dev's demo class, against an emulator of its own at %s.\n"+

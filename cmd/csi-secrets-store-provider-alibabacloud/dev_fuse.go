@@ -9,22 +9,19 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
-// startDevFUSE mounts the FUSE view of the demo class when /dev/fuse is
+// startDevFUSE mounts the FUSE view of the demo classes when /dev/fuse is
 // usable. It returns the lines for the "Try next" list, and a stop func
 // that unmounts (a no-op when nothing was mounted).
-func startDevFUSE(ctx context.Context, _ *options, log *slog.Logger, st *stack, classFile, work string, disabled bool) (string, func()) {
+func startDevFUSE(ctx context.Context, log *slog.Logger, st *stack, classes []*spc.Class, work string, disabled bool) (string, func()) {
 	noop := func() {}
 	if disabled {
 		return "", noop
 	}
 	if ok, why := fs.Usable(); !ok {
 		return "# FUSE view: not mounted (" + why + "); the CSI side works without it", noop
-	}
-	classes, err := fs.LoadClasses([]string{classFile})
-	if err != nil {
-		return "# FUSE view: not mounted: " + err.Error(), noop
 	}
 	v := &viewFlags{
 		mountpoint: filepath.Join(work, "fuse"), uid: os.Getuid(), gid: os.Getgid(),

@@ -6,13 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/health"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // mountOptions are the flags of `mount`: the shared endpoint, credential and
@@ -51,7 +52,7 @@ func (v *viewFlags) register(flags *flag.FlagSet) { v.registerAs(flags, "") }
 func (v *viewFlags) registerAs(flags *flag.FlagSet, p string) {
 	v.prefix = p
 	flags.StringVar(&v.mountpoint, p+"mountpoint", "", "directory to mount the FUSE view on (created when missing); a dead view left there by a crash is detached first, a live one is refused (see --"+p+"takeover)")
-	flags.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1) shown as <mountpoint>/<metadata.name>/; repeat for more classes")
+	flags.Var(&v.classes, p+"class", "SecretProviderClass manifest file (apiVersion: secrets-store.csi.x-k8s.io/v1), - for stdin; each class in it is shown as <mountpoint>/<metadata.name>/, other documents are skipped; repeat for more files")
 	flags.IntVar(&v.uid, p+"uid", os.Getuid(), "owner uid of every file and directory of the view; the owner reads (files 0400, directories 0500)")
 	flags.IntVar(&v.gid, p+"gid", os.Getgid(), "group of every file and directory of the view; a gid other than 0 reads too (files 0440, directories 0550), 0 gets nothing. Users other than the mounting one need --"+p+"allow-other")
 	flags.BoolVar(&v.allowOther, p+"allow-other", false, "let users other than the mounting one in (the kernel still checks the modes: only the owner, and the group when --"+p+"gid is not 0, read)")
@@ -67,7 +68,7 @@ func (v *viewFlags) validate() error {
 		return usageError{errors.New("--mountpoint is required")}
 	}
 	if len(v.classes) == 0 {
-		return usageError{errors.New("--class is required: pass a SecretProviderClass manifest file, once per class")}
+		return usageError{errors.New("--class is required: pass a SecretProviderClass manifest file (- for stdin); repeat it for more files")}
 	}
 	if v.uid < 0 || v.gid < 0 {
 		return usageError{errors.New("--uid and --gid must be 0 or more")}
@@ -76,6 +77,16 @@ func (v *viewFlags) validate() error {
 		return usageError{errors.New("--lookup-timeout and --kernel-cache-timeout must be positive")}
 	}
 	return nil
+}
+
+// loadViewClasses reads the view's class files with the one loader (spc)
+// and checks them against the view's own rules, before anything starts.
+func loadViewClasses(paths []string) ([]*spc.Class, error) {
+	cs, err := spc.Load(paths, os.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	return cs, fs.CheckClasses(cs)
 }
 
 // stringList is a repeatable string flag.
@@ -113,7 +124,7 @@ func runMount(ctx context.Context, args []string) error {
 	if err := mo.view.validate(); err != nil {
 		return err
 	}
-	classes, err := fs.LoadClasses(mo.view.classes)
+	classes, err := loadViewClasses(mo.view.classes)
 	if err != nil {
 		return usageError{err}
 	}
@@ -127,11 +138,11 @@ func runMount(ctx context.Context, args []string) error {
 		return err
 	}
 	// Bind the HTTP listeners before mounting: a port clash fails the start.
-	ops, err := listenOps(mo.metricsAddr, mo.healthAddr)
+	ops, err := health.Listen(mo.metricsAddr, mo.healthAddr)
 	if err != nil {
 		return err
 	}
-	defer ops.shutdown()
+	defer ops.Shutdown()
 	stopCache := st.runCache() // after Serve has closed the view
 	defer stopCache()
 
@@ -139,11 +150,10 @@ func runMount(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cred := newCredCheck(st.resolver, log)
-	stopCheck := cred.start()
+	cred := health.NewCredentials(st.identities, log)
+	stopCheck := cred.Start()
 	defer stopCheck()
-	vh := &viewHealth{srv: srv, cred: cred}
-	opsErr := ops.serve(mx.Handler(), vh)
+	opsErr := ops.Serve(mx.Handler(), &health.View{View: srv, Cred: cred})
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
@@ -170,8 +180,8 @@ func runMount(ctx context.Context, args []string) error {
 // mountView mounts the FUSE view of classes with the stack's cache and the
 // provider's own identity. The caller runs the cache (st.runCache) and
 // calls Close (or Serve) on the result; obs may be nil. dev calls it too.
-func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.Class, v *viewFlags, obs fs.Observer) (*fs.Server, error) {
-	id, err := st.resolver.Base(ctx)
+func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*spc.Class, v *viewFlags, obs fs.Observer) (*fs.Server, error) {
+	id, err := st.identities.Base(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mount: the view reads with the provider's own identity: %w", err)
 	}
@@ -196,46 +206,4 @@ func mountView(ctx context.Context, st *stack, log *slog.Logger, classes []*fs.C
 		return nil, fmt.Errorf("%w. Stop that process first, or pass --%stakeover to detach its view and mount this one (its open files keep reading until closed; when this process exits, nothing is left mounted on %s)", err, v.prefix, live.Mountpoint)
 	}
 	return srv, err
-}
-
-// viewHealth answers /healthz (the view is still mounted and served here)
-// and /readyz (that, and the provider's own credentials resolve).
-type viewHealth struct {
-	srv  *fs.Server
-	cred *credCheck
-}
-
-func (h *viewHealth) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := h.srv.Check(); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "view: FAIL: %v\n", err)
-		return
-	}
-	fmt.Fprintf(w, "ok\n")
-}
-
-func (h *viewHealth) readyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	var b strings.Builder
-	ok := true
-	if err := h.srv.Check(); err != nil {
-		ok = false
-		fmt.Fprintf(&b, "view: FAIL: %v\n", err)
-	} else {
-		fmt.Fprintf(&b, "view: ok (%s)\n", h.srv.Mountpoint())
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	detail, err := h.cred.result(ctx)
-	cancel()
-	if err != nil {
-		ok = false
-		fmt.Fprintf(&b, "credentials: FAIL: %v\n", err)
-	} else {
-		fmt.Fprintf(&b, "credentials: ok (%s)\n", detail)
-	}
-	if !ok {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	fmt.Fprint(w, b.String())
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
 )
@@ -171,13 +172,15 @@ func (o *options) logger(w io.Writer) *slog.Logger {
 }
 
 // stack is what serve, mount, dev and doctor share: one cache, one fetcher,
-// one identity resolver.
+// one identity resolver, and the namespace policy of --policy.
 type stack struct {
-	cache    *fetch.Cache
-	source   *fetch.SDKSource
-	fetcher  *fetch.Fetcher
-	resolver *identity
-	region   string
+	cache      *fetch.Cache
+	source     *fetch.SDKSource
+	fetcher    *fetch.Fetcher
+	identities fetch.Identities
+	// policy is --policy's, nil without one (csi.Server.Policy).
+	policy csi.Policy
+	region string
 }
 
 func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observer) (*stack, error) {
@@ -192,21 +195,22 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 	if co, ok := obs.(interface{ CredentialRefresh(string, error) }); ok {
 		onRefresh = func(m auth.Mode, err error) { co.CredentialRefresh(string(m), err) }
 	}
-	resolver := &identity{Resolver: auth.NewResolver(auth.Config{
+	ids := fetch.Identities{Resolver: auth.NewResolver(auth.Config{
 		Getenv: o.getenv, STSEndpoint: o.stsEndpoint, Region: region, MetadataProxy: o.metadataProxy,
 		ServiceAccounts: o.serviceAccounts(log), DenyProviderIdentity: o.denyProviderIdentity, Log: log,
 		OnRefresh: onRefresh,
 	})}
+	var policy csi.Policy
 	if o.policyFile != "" {
 		p, err := auth.LoadPolicy(o.policyFile, log)
 		if err != nil {
 			return nil, err
 		}
-		resolver.policy = p
+		policy = p
 		go p.Watch(ctx, o.policyReload)
 		log.Info("namespace policy loaded", "path", o.policyFile, "rules", len(p.Rules()), "reloadEvery", o.policyReload)
 	}
-	if base, err := resolver.Base(ctx); err != nil {
+	if base, err := ids.Base(ctx); err != nil {
 		if o.denyProviderIdentity {
 			// Expected: every volume brings its own identity.
 			log.Info("the provider has no identity of its own (and --deny-provider-identity forbids using one): volumes mount with per-pod RRSA or a nodePublishSecretRef", "error", err.Error())
@@ -228,12 +232,12 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 		}
 	}
 	f := fetch.NewFetcher(cache, src, fetch.FetcherOptions{
-		Region: region, KMSEndpoint: o.kmsEndpoint, OOSEndpoint: o.oosEndpoint, Roles: resolver,
+		Region: region, KMSEndpoint: o.kmsEndpoint, OOSEndpoint: o.oosEndpoint, Roles: ids,
 		AllowedKMSEndpoints: allowed, MaxConcurrentFetches: o.maxConcurrentFetches,
 		KMSQPS: o.kmsQPS, OOSQPS: o.oosQPS, KMSBurst: o.kmsBurst, OOSBurst: o.oosBurst,
 		Observer: obs,
 	})
-	return &stack{cache: cache, source: src, fetcher: f, resolver: resolver, region: region}, nil
+	return &stack{cache: cache, source: src, fetcher: f, identities: ids, policy: policy, region: region}, nil
 }
 
 // runCache starts the cache's refresher. The returned stop ends every
@@ -302,57 +306,4 @@ func (o *options) serviceAccounts(log *slog.Logger) auth.ServiceAccountRoles {
 		return nil
 	}
 	return sa
-}
-
-// identity is the resolver as csi and fetch see it: auth's errors become
-// fetch kinds (and so gRPC codes), it assumes crossAccountRoleArn roles for
-// the fetcher, and it carries the namespace policy, which csi asks before
-// resolving any identity or calling upstream.
-type identity struct {
-	*auth.Resolver
-	policy *auth.Policy
-}
-
-func (i *identity) Resolve(ctx context.Context, m auth.MountInfo) (*auth.Identity, error) {
-	id, err := i.Resolver.Resolve(ctx, m)
-	if err != nil {
-		return nil, authError(err, fetch.KindPermission)
-	}
-	return id, nil
-}
-
-// AssumeRole implements fetch.RoleAssumer. A refusal is reported as a
-// rejected credential: the fix is in the role's trust policy, not in a
-// permission on the secret.
-func (i *identity) AssumeRole(ctx context.Context, base *auth.Identity, roleArn string) (*auth.Identity, error) {
-	id, err := i.Resolver.AssumeRole(ctx, base, roleArn)
-	if err != nil {
-		return nil, authError(err, fetch.KindUnauthenticated)
-	}
-	return id, nil
-}
-
-// Allow implements csi.Policy: with no --policy everything is allowed.
-func (i *identity) Allow(namespace, serviceAccount string, t fetch.ObjectType, name string) error {
-	if i.policy == nil {
-		return nil
-	}
-	return i.policy.Allow(namespace, serviceAccount, string(t), name)
-}
-
-func authError(err error, denied fetch.Kind) error {
-	var ae *auth.Error
-	if !errors.As(err, &ae) {
-		return err
-	}
-	kind := fetch.KindUnauthenticated
-	switch ae.Kind {
-	case auth.ErrInvalid:
-		kind = fetch.KindInvalid
-	case auth.ErrDenied:
-		kind = denied
-	case auth.ErrUnavailable:
-		kind = fetch.KindUnavailable
-	}
-	return &fetch.Error{Kind: kind, Code: ae.Code, RequestID: ae.RequestID, Message: ae.Message, Err: err}
 }

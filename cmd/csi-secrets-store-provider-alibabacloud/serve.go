@@ -10,7 +10,9 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/health"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 const defaultProviderVolume = "/var/run/secrets-store-csi-providers"
@@ -65,7 +67,7 @@ func runServe(ctx context.Context, args []string) error {
 	if so.maxResponse <= 0 {
 		return usageError{fmt.Errorf("--max-response-bytes %d: give the driver's --max-call-recv-msg-size (%d by default)", so.maxResponse, csi.DefaultMaxResponseBytes)}
 	}
-	var classes []*fs.Class
+	var classes []*spc.Class
 	if so.view.mountpoint != "" || len(so.view.classes) > 0 {
 		if so.denyProviderIdentity {
 			return usageError{errors.New("--fuse-mountpoint: the FUSE view reads with the provider's own identity, which --deny-provider-identity forbids; use only one")}
@@ -74,7 +76,7 @@ func runServe(ctx context.Context, args []string) error {
 			return usageError{fmt.Errorf("the FUSE view: %w (as --fuse-mountpoint and --fuse-class)", err)}
 		}
 		var err error
-		if classes, err = fs.LoadClasses(so.view.classes); err != nil {
+		if classes, err = loadViewClasses(so.view.classes); err != nil {
 			return usageError{err}
 		}
 		if ok, why := fs.Usable(); !ok {
@@ -89,22 +91,22 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	// Bind the HTTP listeners before the socket exists: a port clash fails
 	// the start (exit 1) instead of leaving a provider without probes.
-	ops, err := listenOps(so.metricsAddr, so.healthAddr)
+	ops, err := health.Listen(so.metricsAddr, so.healthAddr)
 	if err != nil {
 		return err
 	}
-	defer ops.shutdown()
-	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.resolver, Log: log, Observer: mx, RuntimeVersion: version, MaxResponseBytes: so.maxResponse}
+	defer ops.Shutdown()
+	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.identities, Policy: st.policy, Log: log, Observer: mx, RuntimeVersion: version, MaxResponseBytes: so.maxResponse}
 	g, err := csi.NewGRPCServer(csi.SocketPath(so.providerVolume), srv)
 	if err != nil {
 		return err
 	}
-	cred := newCredCheck(st.resolver, log)
+	cred := health.NewCredentials(st.identities, log)
 	if !so.denyProviderIdentity {
-		stopCheck := cred.start()
+		stopCheck := cred.Start()
 		defer stopCheck()
 	}
-	h := newHealth(g.Path(), cred, !so.denyProviderIdentity)
+	h := health.NewSocket(g.Path(), cred, !so.denyProviderIdentity)
 
 	// Deferred before the view's Close, so it runs after it, and after
 	// Serve has drained the Mounts in flight: the cache ends its goroutines
@@ -119,9 +121,9 @@ func runServe(ctx context.Context, args []string) error {
 			return err
 		}
 		defer func() { _ = view.Close(so.view.grace) }()
-		h.view = view
+		h.View = view
 	}
-	opsErr := ops.serve(mx.Handler(), h)
+	opsErr := ops.Serve(mx.Handler(), h)
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
