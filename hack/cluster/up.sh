@@ -19,7 +19,7 @@
 # run hack/cluster/down.sh first. Needs root.
 #
 # Settings this machine needs are explained next to each; the reasons are in
-# shared/reference/cluster.md and docs/cluster-tests.md.
+# docs/cluster-tests.md.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
