@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 const e2eClass = `apiVersion: secrets-store.csi.x-k8s.io/v1
@@ -39,19 +40,18 @@ spec:
         objectAlias: tls/key.der
 `
 
-// buildBinary builds the provider binary once per test.
+// buildBinary builds the provider binary (once per test process) and
+// removes it with the test.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
+	bin, err := testbin.Provider(testbin.Options{})
+	if errors.Is(err, testbin.ErrNoGo) {
+		t.Skip(err)
+	}
 	if err != nil {
-		t.Skip("no go command on PATH to build the binary with")
+		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "csi-secrets-store-provider-alibabacloud")
-	cmd := exec.Command(gobin, "build", "-buildvcs=false", "-o", bin, "./cmd/csi-secrets-store-provider-alibabacloud")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	t.Cleanup(testbin.Cleanup)
 	return bin
 }
 

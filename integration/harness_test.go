@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +28,7 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 var providerBin string
@@ -37,23 +37,15 @@ func TestMain(m *testing.M) {
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"} {
 		_ = os.Unsetenv(k)
 	}
-	dir, err := os.MkdirTemp("", "provider-e2e-bin-")
+	bin, err := testbin.Provider(testbin.Options{})
 	if err != nil {
-		panic(err)
-	}
-	providerBin = filepath.Join(dir, "csi-secrets-store-provider-alibabacloud")
-	_, self, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(self))
-	build := exec.Command("go", "build", "-o", providerBin, "./cmd/csi-secrets-store-provider-alibabacloud")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the provider:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	providerBin = bin
 	opts := []goleak.Option{goleak.IgnoreCurrent()}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	testbin.Cleanup()
 	// Goroutine-leak check over the whole end-to-end suite: every
 	// emulator, client connection and watcher a test started must be gone.
 	if code == 0 {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +32,7 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 const (
@@ -67,23 +67,18 @@ func TestMain(m *testing.M) {
 	}
 	ctrllog.SetLogger(klog.NewKlogr())
 
-	_, self, _, _ := runtime.Caller(0)
-	repoRoot = filepath.Dir(filepath.Dir(filepath.Dir(self)))
-	dir, err := os.MkdirTemp("", "driver-e2e-bin-")
-	if err != nil {
-		panic(err)
+	var err error
+	if repoRoot, err = testbin.Root(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	providerBin = filepath.Join(dir, "csi-secrets-store-provider-alibabacloud")
-	build := exec.Command("go", "build", "-o", providerBin, "./cmd/csi-secrets-store-provider-alibabacloud")
-	build.Dir = repoRoot
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the provider:", err)
+	if providerBin, err = testbin.Provider(testbin.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	stopEnvtest()
-	_ = os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,14 +32,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 	"sigs.k8s.io/yaml"
-)
 
-const cmdPath = "./cmd/csi-secrets-store-provider-alibabacloud"
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 // providerBinary builds the provider from the repository once per test run:
@@ -49,37 +42,23 @@ var (
 // test, hack/image/test.sh, builds with the Dockerfile's exact flags).
 func providerBinary(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
-	if _, err := os.Stat(filepath.Join(root, cmdPath)); err != nil {
-		skipOrFail(t, "%s does not exist yet: the chart's DaemonSet cannot be checked against the binary", cmdPath)
+	if _, err := os.Stat(filepath.Join(repoRoot(t), testbin.Cmd)); err != nil {
+		skipOrFail(t, "%s does not exist yet: the chart's DaemonSet cannot be checked against the binary", testbin.Cmd)
 	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "csspa-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "csi-secrets-store-provider-alibabacloud")
-		cmd := exec.Command("go", "build",
-			"-ldflags", "-s -w -X main.version=v0.0.0-chart-test -X main.commit=chart-test", "-o", binPath, cmdPath)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("building %s: %v\n%s", cmdPath, err, out)
-		}
+	bin, err := testbin.Provider(testbin.Options{
+		LDFlags: "-s -w -X main.version=v0.0.0-chart-test -X main.commit=chart-test",
+		Static:  true,
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
 // TestMain removes the binary built for the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -3,6 +3,7 @@ module github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/integr
 go 1.26.8
 
 require (
+	github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud v0.0.0
 	google.golang.org/grpc v1.85.0
 	k8s.io/api v0.35.4
 	k8s.io/apimachinery v0.35.4
@@ -22,7 +23,7 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
@@ -32,3 +33,6 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
+
+// The tests build the provider with the root module's internal/testbin.
+replace github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud => ../..
