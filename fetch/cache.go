@@ -52,10 +52,12 @@ const (
 
 // Event reports a refresh that published a new upstream version (or new
 // bytes). Old is nil for the first value; New is nil when upstream refused
-// the value for good (deleted, access revoked) and it is no longer served.
+// the value for good (deleted, access revoked) and it is no longer served,
+// and Err is then that refusal.
 type Event struct {
 	Key      Key
 	Old, New *Entry
+	Err      error
 }
 
 // Observer receives cache and upstream measurements (metrics). Methods must
@@ -470,7 +472,7 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 		}
 		c.opts.Observer.CacheRefresh(r.key.Type, false, err)
 		if revoked != nil {
-			c.emit(Event{Key: r.key, Old: revoked, New: nil})
+			c.emit(Event{Key: r.key, Old: revoked, New: nil, Err: err})
 		}
 		return nil, err
 	}

@@ -10,9 +10,11 @@
 // shown, so the cache's refresher keeps it fresh even though kernel-cached
 // reads never reach the daemon, and one notifier goroutine turns the cache's
 // change events into kernel invalidations (NotifyContent) outside any
-// handler and any lock. A failed refresh keeps the last good value; a file
-// answers EIO only when no value was ever fetched. Each class has a .status
-// file (JSON: versions, times, errors; never secret bytes).
+// handler and any lock. A failed refresh keeps the last good value through
+// outages; a file answers EIO when no value was ever fetched, and again as
+// soon as upstream refuses the value for good (deleted, access revoked,
+// credential rejected), like a CSI Mount. Each class has a .status file
+// (JSON: versions, times, errors; never secret bytes).
 //
 // Safety: mounted ro,nosuid,nodev,noexec with default_permissions, files
 // 0400 and directories 0500 owned by one uid/gid (0440 and 0550 when the gid
@@ -43,7 +45,7 @@
 //	   fileNode key.der    -------> . . . fileRec idx 0 --> objView objects[1] "demo-tls-key"
 //
 //	objView     o: the class's fetch.Object; files: its fileRecs
-//	            snap --> snapshot{entry, data[idx], mtime[idx], derr}, immutable, replaced whole
+//	            snap --> snapshot{entry, data[idx], mtime[idx], derr, gone}, immutable, replaced whole
 //	            key, pinned, unpin: its cache key and pin; lastErr: its last lookup failure
 //	view.byKey  fetch.Key --> []*objView: the objects a cache key feeds
 //	view.queue  *objView --> newest fetch.Entry: events waiting for the notifier
@@ -73,9 +75,11 @@
 //     objView.lastErr and the file answers EIO. Later lookups only Peek the
 //     cache and apply a newer entry if there is one.
 //   - The cache's refresher (fetch.Cache.Run) refetches the pinned key and,
-//     when the version or the bytes changed, calls view.onEvent on its own
+//     when the version or the bytes changed, or when upstream refused the
+//     value for good and the cache dropped it, calls view.onEvent on its own
 //     goroutine: onEvent only looks the key up in view.byKey and pushes the
-//     entry onto view.queue (newest wins per object; never blocks).
+//     entry (or the refusal) onto view.queue (newest wins per object; never
+//     blocks).
 //   - The notifier goroutine (notify.go) takes the queue, calls apply (a new
 //     snapshot; each file's mtime moves only when its own bytes change), and
 //     then, holding no lock and outside any handler, invalidates the
@@ -88,9 +92,18 @@
 //   - Close (mount.go): unmounts, unsubscribes from the cache, stops the
 //     notifier, then unpinAll releases every pin.
 //
-// An event without a new value (the cache refused it for good: deleted or
-// access revoked upstream) is not routed: the view keeps serving its last
-// snapshot, and .status shows the cache's error.
+// An event without a new value (upstream refused it for good: deleted,
+// access revoked or credential rejected; the cache drops the value at once,
+// while outages keep it) is routed like a change: the notifier publishes a
+// snapshot without bytes whose gone field holds the refusal (objView.revoke)
+// and invalidates the kernel's pages and attributes of the object's files,
+// so stat, open-then-read and a fresh lookup all answer EIO (what a first
+// lookup answers when no value can be fetched; never ENOENT, which the
+// kernel would remember for EntryTimeout as a negative entry), and .status
+// says why in the object's "revoked" field. The pin stays, so the refresher
+// keeps asking; when upstream serves a value again (re-granted, re-created)
+// the event carries it, apply replaces the gone snapshot, and the files
+// serve the new bytes, invalidated like any change.
 //
 // See docs/fuse.md for the operator's view and docs/performance.md for the
 // measured cost against tmpfs.

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"errors"
 	"sync"
 	"syscall"
 	"time"
@@ -18,8 +19,13 @@ type notifyQueue struct {
 }
 
 type pendingChange struct {
-	entry   *fetch.Entry
-	changed bool // a refresh replaced an earlier value (not a first fetch)
+	entry   *fetch.Entry // nil when the value is gone (see gone)
+	changed bool         // a refresh replaced an earlier value (not a first fetch)
+	// gone is upstream's refusal when the cache dropped the value
+	// (deleted, access revoked, credential rejected); old is the entry
+	// dropped.
+	gone error
+	old  *fetch.Entry
 }
 
 func (q *notifyQueue) init() {
@@ -31,13 +37,30 @@ func (q *notifyQueue) push(objs []*objView, e *fetch.Entry, changed bool) {
 	q.mu.Lock()
 	for _, ov := range objs {
 		p, ok := q.pending[ov]
-		if !ok || !e.FetchedAt.Before(p.entry.FetchedAt) {
-			p.entry = e
+		// A value after a pending refusal is newer: a key's events come
+		// from its fetches one at a time.
+		if !ok || p.entry == nil || !e.FetchedAt.Before(p.entry.FetchedAt) {
+			p.entry, p.gone, p.old = e, nil, nil
 		}
 		p.changed = p.changed || changed
 		q.pending[ov] = p
 	}
 	q.mu.Unlock()
+	q.signal()
+}
+
+// pushGone queues the refusal of a value: it replaces whatever is pending
+// for the objects (the refusal came after it).
+func (q *notifyQueue) pushGone(objs []*objView, old *fetch.Entry, err error) {
+	q.mu.Lock()
+	for _, ov := range objs {
+		q.pending[ov] = pendingChange{changed: true, gone: err, old: old}
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *notifyQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -58,13 +81,18 @@ func (q *notifyQueue) take() map[*objView]pendingChange {
 // onEvent is the cache subscription: it runs on the fetching goroutine,
 // so it only routes the event to the queue.
 func (v *view) onEvent(ev fetch.Event) {
-	if ev.New == nil {
-		return
-	}
 	v.keysMu.RLock()
 	objs := v.byKey[ev.Key]
 	v.keysMu.RUnlock()
 	if len(objs) == 0 {
+		return
+	}
+	if ev.New == nil {
+		err := ev.Err
+		if err == nil {
+			err = errors.New("the value is no longer served")
+		}
+		v.queue.pushGone(objs, ev.Old, err)
 		return
 	}
 	v.queue.push(objs, ev.New, ev.Old != nil)
@@ -83,6 +111,16 @@ func (v *view) notifier(stop <-chan struct{}, done chan<- struct{}) {
 		case <-v.queue.wake:
 		}
 		for ov, p := range v.queue.take() {
+			if p.gone != nil {
+				if ov.revoke(p.old, p.gone) {
+					for _, f := range ov.files {
+						v.invalidate(f)
+					}
+					v.log.Warn("value refused upstream (deleted, access revoked or credential rejected): its files answer EIO; kernel cache invalidated",
+						"class", ov.cls.class.Name, "object", ov.o.Ref(), "kind", fetch.KindOf(p.gone).String(), "error", p.gone.Error())
+				}
+				continue
+			}
 			_, changed := ov.apply(p.entry, v.log)
 			if !changed && !p.changed {
 				continue // a first fetch: the lookup reported these bytes

@@ -3,8 +3,11 @@ package fs
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 )
 
 // ClassStatus is the JSON of a class's .status file. It holds versions,
@@ -40,6 +43,10 @@ type ObjectStatus struct {
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 	// FileError says why some jmesPath files keep an older value (or EIO).
 	FileError string `json:"fileError,omitempty"`
+	// Revoked says why the object's files answer EIO after a value was
+	// served: upstream refused it for good (deleted, access revoked,
+	// credential rejected). Empty again once a value is served.
+	Revoked string `json:"revoked,omitempty"`
 }
 
 // statusMemo remembers the last rendering of a .status file: reads serve it,
@@ -96,7 +103,19 @@ func (v *view) status(cv *classView) ClassStatus {
 		key, pinned := ov.key, ov.pinned
 		ost.LastError, ost.LastErrorAt = ov.lastErr, ov.lastErrAt
 		ov.mu.Unlock()
-		if s := ov.snap.Load(); s != nil {
+		s := ov.snap.Load()
+		switch {
+		case s != nil && s.gone != nil:
+			// Nothing is served: no version, no size, and why.
+			ost.Fetched = true
+			ost.Revoked = fmt.Sprintf("refused upstream (%s): the files answer EIO until upstream serves a value again: %s",
+				fetch.KindOf(s.gone), s.gone.Error())
+			for _, t := range s.mtime {
+				if t.After(ost.ChangedAt) {
+					ost.ChangedAt = t
+				}
+			}
+		case s != nil:
 			ost.Fetched = true
 			ost.Version, ost.FetchedAt, ost.Size = s.entry.Version, s.entry.FetchedAt, len(s.entry.Data)
 			for _, t := range s.mtime {
@@ -110,7 +129,7 @@ func (v *view) status(cv *classView) ClassStatus {
 		}
 		if pinned {
 			if cs, ok := v.cache.Status(key); ok {
-				if cs.FetchedAt.After(ost.FetchedAt) || cs.Version != "" && !ost.Fetched {
+				if ost.Revoked == "" && (cs.FetchedAt.After(ost.FetchedAt) || cs.Version != "" && !ost.Fetched) {
 					ost.Version, ost.FetchedAt, ost.Size = cs.Version, cs.FetchedAt, cs.Size
 				}
 				ost.Stale = cs.Stale

@@ -106,6 +106,10 @@ type snapshot struct {
 	data  [][]byte    // per file; nil when the file could never be derived
 	mtime []time.Time // per file; moves only when that file's bytes change
 	derr  error       // jmesPath derivation error of this entry, if any
+	// gone is set when upstream refused the value for good (deleted,
+	// access revoked, credential rejected): entry is the value dropped,
+	// data is all nil (the files answer EIO) until a newer entry comes.
+	gone error
 }
 
 func newView(cfg Config) (*view, error) {
@@ -391,6 +395,39 @@ func (ov *objView) apply(e *fetch.Entry, log *slog.Logger) (*snapshot, bool) {
 	}
 	ov.snap.Store(ns)
 	return ns, changed
+}
+
+// revoke publishes a snapshot without bytes: upstream refused the value
+// old for good and the cache dropped it. It reports whether any file had
+// bytes to stop serving. A newer entry (apply) serves the files again.
+func (ov *objView) revoke(old *fetch.Entry, err error) bool {
+	ov.mu.Lock()
+	defer ov.mu.Unlock()
+	cur := ov.snap.Load()
+	if cur != nil && cur.gone != nil {
+		return false
+	}
+	if cur != nil && (old == nil || cur.entry.FetchedAt.After(old.FetchedAt)) {
+		old = cur.entry // the refusal ends whatever is served
+	}
+	if old == nil {
+		old = &fetch.Entry{}
+	}
+	n := len(ov.files)
+	ns := &snapshot{entry: old, data: make([][]byte, n), mtime: make([]time.Time, n), gone: err}
+	had := false
+	now := time.Now()
+	for i := range ns.mtime {
+		ns.mtime[i] = now
+		if cur != nil {
+			had = had || cur.data[i] != nil
+			if !now.After(cur.mtime[i]) {
+				ns.mtime[i] = cur.mtime[i].Add(time.Microsecond)
+			}
+		}
+	}
+	ov.snap.Store(ns)
+	return had
 }
 
 // fileData returns a file's current bytes and mtime, never fetching.
