@@ -179,6 +179,19 @@ func runServeToExit(t testing.TB, env map[string]string, args ...string) (string
 	return out, err
 }
 
+// logLines counts the provider's log lines holding sub once at least want of
+// them have arrived (or 5 s passed): the log reaches the test through a pipe,
+// so lines of calls that have returned may still be in flight. A short settle
+// lets any extra line show up too, so "exactly want" checks stay honest.
+func (p *provider) logLines(sub string, want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for countLines(p.logs.String(), sub) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return countLines(p.logs.String(), sub)
+}
+
 func countLines(s, sub string) int {
 	n := 0
 	for _, l := range strings.Split(s, "\n") {

@@ -62,7 +62,7 @@ func TestAuthAccessKeyAssumesRoleOncePerSession(t *testing.T) {
 	if len(recs) != 1 || recs[0].Params["RoleSessionName"] != "csi-e2e-session" || recs[0].Params["DurationSeconds"] != "900" || recs[0].Action != "AssumeRole" {
 		t.Fatalf("AssumeRole request %+v: want the session name and expiration from the environment", recs)
 	}
-	if n := countLines(p.logs.String(), `msg="identity chosen"`); n != 11 {
+	if n := p.logLines(`msg="identity chosen"`, 11); n != 11 {
 		t.Fatalf("%d identity lines for 11 Mounts, want one per Mount", n)
 	}
 	if !strings.Contains(p.logs.String(), "mode=access-key-role principal="+emulator.DemoRoleARN) {
@@ -467,7 +467,7 @@ func TestAuthNamespacePolicy(t *testing.T) {
 	p.mountPodOK(t, podB, objects("- objectName: team-a/db"), nil)
 	_, err := p.mountPod(t, podB, objects("- objectName: team-b/db"), nil)
 	wantRefused(t, err, codes.PermissionDenied)
-	if n := countLines(p.logs.String(), "keeping the last good policy"); n != 1 {
+	if n := p.logLines("keeping the last good policy", 1); n != 1 {
 		t.Fatalf("the bad file was logged %d times, want once", n)
 	}
 

@@ -155,7 +155,7 @@ func TestStaleIfErrorThenMaxStale(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if n := strings.Count(p.logs.String(), "refresh failed"); n != 1 {
+	if n := p.logLines("refresh failed", 1); n != 1 {
 		t.Errorf("the failure was logged %d times, want once per object", n)
 	}
 	if !strings.Contains(p.logs.String(), "code=InternalFailure") {
