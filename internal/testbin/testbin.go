@@ -67,7 +67,7 @@ func Provider(opts Options) (string, error) {
 func (b *build) run(opts Options) (string, error) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoGo, err)
+		return "", fmt.Errorf("%w: %w", ErrNoGo, err)
 	}
 	root, err := Root()
 	if err != nil {
@@ -83,21 +83,21 @@ func (b *build) run(opts Options) (string, error) {
 	n++
 	out := filepath.Join(dir, fmt.Sprint(n), Name)
 	mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
 		return "", err
 	}
 	args := []string{"build", "-buildvcs=false", "-o", out}
 	if opts.LDFlags != "" {
 		args = append(args, "-ldflags", opts.LDFlags)
 	}
-	cmd := exec.Command(gobin, append(args, Cmd)...)
+	cmd := exec.Command(gobin, append(args, Cmd)...) //nolint:gosec // the go command found on PATH, building this repository's own package
 	cmd.Dir = root
 	cmd.Env = os.Environ()
 	if opts.Static {
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
 	}
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s: %v\n%s", Cmd, err, msg)
+		return "", fmt.Errorf("building %s: %w\n%s", Cmd, err, msg)
 	}
 	return out, nil
 }
@@ -111,7 +111,7 @@ func Root() (string, error) {
 	}
 	root := filepath.Dir(filepath.Dir(filepath.Dir(self)))
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return "", fmt.Errorf("testbin: no go.mod at the repository root %s (built with -trimpath?): %v", root, err)
+		return "", fmt.Errorf("testbin: no go.mod at the repository root %s (built with -trimpath?): %w", root, err)
 	}
 	return root, nil
 }
