@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/spc"
 )
 
 // What the incumbent's examples name, seeded in the emulator.
@@ -66,37 +65,24 @@ func incumbentSeed() *emulator.Seed {
 	return s
 }
 
-// incumbentClass reads a testdata/incumbent file: the class's name,
-// namespace and parameters, as the driver passes them.
+// incumbentClass reads one of the incumbent's files through the provider's
+// one class loader (spc) and returns its name, namespace and parameters, as
+// the driver passes them.
 func incumbentClass(t *testing.T, file string) (name, namespace string, params map[string]string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "incumbent", file))
+	classes, err := spc.Load([]string{filepath.Join("testdata", "incumbent", file)}, nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var spc struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"metadata"`
-		Spec struct {
-			Provider   string            `json:"provider"`
-			Parameters map[string]string `json:"parameters"`
-		} `json:"spec"`
-	}
-	if err := yaml.UnmarshalStrict(b, &spc); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	if spc.APIVersion != "secrets-store.csi.x-k8s.io/v1" || spc.Kind != "SecretProviderClass" || spc.Spec.Provider != "alibabacloud" {
-		t.Fatalf("%s: %s %s with provider %q", file, spc.APIVersion, spc.Kind, spc.Spec.Provider)
+	if len(classes) != 1 {
+		t.Fatalf("%s: %d classes, want 1", file, len(classes))
 	}
-	ns := spc.Metadata.Namespace
+	c := classes[0]
+	ns := c.Namespace
 	if ns == "" {
 		ns = "default"
 	}
-	return spc.Metadata.Name, ns, spc.Spec.Parameters
+	return c.Name, ns, c.Parameters
 }
 
 func TestIncumbentExampleClassesMountUnchanged(t *testing.T) {
