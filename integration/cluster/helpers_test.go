@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 const (
@@ -113,34 +113,13 @@ func chartCopy(repo, tmp string) (string, error) {
 	}
 	upstream := filepath.Join(strings.TrimSpace(string(out)), "charts", driverChart)
 	dst := filepath.Join(tmp, chartName)
-	if err := copyTree(filepath.Join(repo, "charts", chartName), dst); err != nil {
+	if err := testbin.CopyTree(filepath.Join(repo, "charts", chartName), dst); err != nil {
 		return "", err
 	}
-	if err := copyTree(upstream, filepath.Join(dst, "charts", driverChart)); err != nil {
+	if err := testbin.CopyTree(upstream, filepath.Join(dst, "charts", driverChart)); err != nil {
 		return "", err
 	}
 	return dst, nil
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }
 
 // baseValues are the values every install uses: the local images, the

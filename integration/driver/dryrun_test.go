@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 const (
@@ -64,34 +65,13 @@ func helmBinary(t testing.TB) string {
 func chartCopy(t testing.TB) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), chartName)
-	if err := copyTree(filepath.Join(repoRoot, "charts", chartName), dst); err != nil {
+	if err := testbin.CopyTree(filepath.Join(repoRoot, "charts", chartName), dst); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyTree(filepath.Join(driverModuleDir(t), "charts", driverChart), filepath.Join(dst, "charts", driverChart)); err != nil {
+	if err := testbin.CopyTree(filepath.Join(driverModuleDir(t), "charts", driverChart), filepath.Join(dst, "charts", driverChart)); err != nil {
 		t.Fatal(err)
 	}
 	return dst
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644) // module cache files are read-only
-	})
 }
 
 func runHelm(t testing.TB, helm string, args ...string) string {

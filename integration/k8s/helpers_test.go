@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/testbin"
 )
 
 const (
@@ -131,48 +132,13 @@ func upstreamDriverChart(t testing.TB) string {
 func chartCopy(t testing.TB) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), chartName)
-	if err := copyTree(filepath.Join(repoRoot(t), "charts", chartName), dst); err != nil {
+	if err := testbin.CopyTree(filepath.Join(repoRoot(t), "charts", chartName), dst); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyTree(upstreamDriverChart(t), filepath.Join(dst, "charts", driverChart)); err != nil {
+	if err := testbin.CopyTree(upstreamDriverChart(t), filepath.Join(dst, "charts", driverChart)); err != nil {
 		t.Fatal(err)
 	}
 	return dst
-}
-
-// copyTree copies regular files and directories; module cache files are
-// read-only, the copies are not.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("unexpected non-regular file %s", p)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
 }
 
 // runHelm runs helm and returns stdout; on failure the error holds stderr.

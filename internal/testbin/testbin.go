@@ -11,6 +11,7 @@ package testbin
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,4 +126,33 @@ func Cleanup() {
 		dir = ""
 	}
 	builds = map[Options]*build{}
+}
+
+// CopyTree copies the directories and regular files under src to dst, as
+// writable copies (module cache files are read-only): the end-to-end suites
+// use it to lay our chart and the upstream driver chart side by side, as
+// `helm dependency build` would. Anything else (a symlink, a device) is an
+// error.
+func CopyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o750)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("copy %s: not a regular file", p)
+		}
+		b, err := os.ReadFile(p) //nolint:gosec // test support: copies a tree the caller names
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o600) //nolint:gosec // test support: target is under the dst the caller names
+	})
 }
