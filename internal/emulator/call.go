@@ -37,8 +37,11 @@ type call struct {
 
 	route, action, version string
 	resource, principal    string
-	params                 url.Values // query plus form body
-	body                   []byte
+	// rs is the region whose port the request reached; region its name.
+	rs     *regionState
+	region string
+	params url.Values // query plus form body
+	body   []byte
 
 	status       int
 	code         string
@@ -49,7 +52,7 @@ type call struct {
 }
 
 func (e *Emulator) newCall(w http.ResponseWriter, r *http.Request, route string) *call {
-	c := &call{e: e, w: w, r: r, start: time.Now(), requestID: newRequestID(), route: route}
+	c := &call{e: e, w: w, r: r, start: time.Now(), requestID: newRequestID(), route: route, rs: e.primary, region: e.primary.name}
 	c.rec = RequestRecord{
 		Time:                c.start,
 		RequestID:           c.requestID,
@@ -130,9 +133,9 @@ func (c *call) logParams() map[string]string {
 func (c *call) hostID() string {
 	switch c.route {
 	case RouteKMS:
-		return "kms." + c.e.region + ".aliyuncs.com"
+		return "kms." + c.region + ".aliyuncs.com"
 	case RouteOOS:
-		return "oos." + c.e.region + ".aliyuncs.com"
+		return "oos." + c.region + ".aliyuncs.com"
 	case RouteSTS:
 		return "sts.aliyuncs.com"
 	default:
@@ -217,15 +220,23 @@ func (c *call) record() {
 			outcome = "http_" + strconv.Itoa(c.status)
 		}
 	}
-	c.e.counters.add(counterKey{route: c.route, action: c.action, principal: c.principal, resource: c.resource, outcome: outcome})
+	c.e.counters.add(counterKey{region: c.region, route: c.route, action: c.action, principal: c.principal, resource: c.resource, outcome: outcome})
 	rec := c.rec
-	rec.Route, rec.Action, rec.Resource, rec.Principal = c.route, c.action, c.resource, c.principal
+	rec.Region, rec.Route, rec.Action, rec.Resource, rec.Principal = c.region, c.route, c.action, c.resource, c.principal
 	rec.Params = c.logParams()
 	rec.Fault = strings.Join(c.faultNotes, "+")
 	rec.Status, rec.Code, rec.Outcome = c.status, c.code, outcome
 	rec.Duration = time.Since(c.start)
 	c.e.reqlog.add(rec)
-	c.e.logf("emulator: %s %s principal=%q resource=%q status=%d outcome=%s%s", c.route, c.action, c.principal, c.resource, c.status, outcome, faultSuffix(rec.Fault))
+	c.e.logf("emulator: %s%s %s principal=%q resource=%q status=%d outcome=%s%s", c.route, c.regionSuffix(), c.action, c.principal, c.resource, c.status, outcome, faultSuffix(rec.Fault))
+}
+
+// regionSuffix names the region in log lines of calls to an extra region.
+func (c *call) regionSuffix() string {
+	if c.rs == c.e.primary {
+		return ""
+	}
+	return "@" + c.region
 }
 
 func faultSuffix(f string) string {
@@ -243,16 +254,22 @@ func (c *call) down() {
 	resetConn(c.w)
 }
 
-// serveAPI handles the POP-style cloud API: KMS, OOS and STS.
-func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
+// serveAPI handles the POP-style cloud API of the primary ports: KMS, OOS
+// and STS.
+func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) { e.serveAPIIn(w, r, e.primary) }
+
+// serveAPIIn handles the cloud API for one region: every route on the
+// primary's ports, KMS and OOS on an extra region's.
+func (e *Emulator) serveAPIIn(w http.ResponseWriter, r *http.Request, rs *regionState) {
 	c := e.newCall(w, r, RouteUnknown)
+	c.rs, c.region = rs, rs.name
 	defer c.finish()
 	if err := c.readParams(); err != nil {
 		c.writeError(errf(http.StatusBadRequest, "InvalidParameter", "cannot read the request: %v", err))
 		return
 	}
 	c.classify()
-	if e.down.Load() {
+	if rs.down.Load() {
 		c.down()
 		return
 	}
@@ -273,31 +290,59 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		c.writeError(errf(http.StatusNotFound, "InvalidApi.NotFound", "Specified api is not found, please check your url and method (version %q, action %q).", c.version, c.action))
 		return
 	}
+	if rs != e.primary && c.route != RouteKMS && c.route != RouteOOS {
+		c.writeError(errf(http.StatusNotFound, "InvalidApi.NotFound", "The port of region %s serves KMS and OOS only; %s %s is on the primary port.", rs.name, c.version, c.action))
+		return
+	}
 	if authErr != nil {
 		c.writeError(authErr)
 		return
 	}
-	switch {
-	case c.route == RouteKMS && c.action == "GetSecretValue":
-		e.kmsGetSecretValue(c, id)
-	case c.route == RouteOOS && c.action == "GetSecretParameter":
-		e.oosGetSecretParameter(c, id)
-	case c.route == RouteSTS && c.action == "AssumeRole":
-		e.stsAssumeRole(c, id)
-	case c.route == RouteSTS && c.action == "AssumeRoleWithOIDC":
-		e.stsAssumeRoleWithOIDC(c)
-	default:
-		c.writeError(errf(http.StatusNotFound, "InvalidApi.NotFound", "The emulator does not implement %s %s.", c.version, c.action))
+	if h := apiHandlers[c.route+" "+c.action]; h != nil {
+		h(e, c, id)
+		return
 	}
+	c.writeError(errf(http.StatusNotFound, "InvalidApi.NotFound", "The emulator does not implement %s %s.", c.version, c.action))
+}
+
+// apiHandlers are the implemented actions, by "route action".
+var apiHandlers = map[string]func(e *Emulator, c *call, id *identity){
+	RouteKMS + " GetSecretValue":       (*Emulator).kmsGetSecretValue,
+	RouteKMS + " ListSecretVersionIds": (*Emulator).kmsListSecretVersionIds,
+	RouteKMS + " ListSecrets":          (*Emulator).kmsListSecrets,
+
+	RouteOOS + " GetSecretParameter":          (*Emulator).oosGetSecretParameter,
+	RouteOOS + " GetSecretParameters":         (*Emulator).oosGetSecretParameters,
+	RouteOOS + " ListSecretParameterVersions": (*Emulator).oosListSecretParameterVersions,
+	RouteOOS + " GetSecretParametersByPath":   (*Emulator).oosGetSecretParametersByPath,
+	RouteOOS + " GetParameter":                (*Emulator).oosGetParameter,
+	RouteOOS + " GetParameters":               (*Emulator).oosGetParameters,
+	RouteOOS + " ListParameterVersions":       (*Emulator).oosListParameterVersions,
+	RouteOOS + " GetParametersByPath":         (*Emulator).oosGetParametersByPath,
+
+	RouteSTS + " AssumeRole":         (*Emulator).stsAssumeRole,
+	RouteSTS + " AssumeRoleWithOIDC": func(e *Emulator, c *call, _ *identity) { e.stsAssumeRoleWithOIDC(c) },
 }
 
 // resourceName is the resource a request is about, for counters, faults
-// and policies.
+// and policies: the secret or parameter name; for GetParameters and
+// GetSecretParameters the requested names joined with commas; for the
+// ByPath actions the path; nothing for ListSecrets.
 func (c *call) resourceName() string {
 	switch c.route {
 	case RouteKMS:
 		return secretNameFromParam(c.params.Get("SecretName"))
 	case RouteOOS:
+		switch c.action {
+		case "GetParameters", "GetSecretParameters":
+			names, err := parseNames(c.params.Get("Names"))
+			if err != nil {
+				return ""
+			}
+			return strings.Join(names, ",")
+		case "GetParametersByPath", "GetSecretParametersByPath":
+			return c.params.Get("Path")
+		}
 		return c.params.Get("Name")
 	case RouteSTS:
 		return c.params.Get("RoleArn")

@@ -13,18 +13,25 @@ import (
 
 const controlPrefix = "/_emulator/"
 
-// Reset clears counters, the request log and faults, and turns "down" off.
-// The secrets, parameters, keys and sessions are kept; see ResetState.
+// Reset clears counters, the request log and faults, and turns "down" off
+// in every region. The secrets, parameters, keys and sessions are kept;
+// see ResetState.
 func (e *Emulator) Reset() {
 	e.ResetCounters()
 	e.ResetRequests()
 	e.ClearFaults()
 	e.SetDown(false)
+	e.mu.Lock()
+	for _, rs := range e.regions {
+		rs.down.Store(false)
+	}
+	e.mu.Unlock()
 }
 
 // ResetState restores secrets, parameters, keys, roles, OIDC providers,
 // policies and the metadata identity from the seed, and forgets issued
-// sessions.
+// sessions. Regions added with AddRegion stay served; their objects are
+// the seed's (Seed.Regions) or none.
 func (e *Emulator) ResetState() { e.loadSeed(e.seed) }
 
 // ExampleCommands returns curl commands that exercise the control API of
@@ -62,7 +69,25 @@ func (e *Emulator) controlMux() *http.ServeMux {
 		writeControl(w, http.StatusOK, map[string]any{"routes": controlRoutes, "try": e.ExampleCommands()})
 	})
 	m.HandleFunc("GET "+p+"healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeControl(w, http.StatusOK, map[string]any{"ok": true, "down": e.Down()})
+		down := map[string]bool{}
+		for _, name := range e.Regions() {
+			down[name] = e.RegionDown(name)
+		}
+		writeControl(w, http.StatusOK, map[string]any{"ok": true, "down": e.Down(), "regionsDown": down})
+	})
+	m.HandleFunc("GET "+p+"regions", func(w http.ResponseWriter, r *http.Request) {
+		type region struct {
+			Name        string `json:"name"`
+			Primary     bool   `json:"primary"`
+			URL         string `json:"url"`
+			TLSEndpoint string `json:"tlsEndpoint"`
+			Down        bool   `json:"down"`
+		}
+		out := []region{}
+		for _, name := range e.Regions() {
+			out = append(out, region{Name: name, Primary: name == e.Region(), URL: e.RegionURL(name), TLSEndpoint: e.RegionTLSEndpoint(name), Down: e.RegionDown(name)})
+		}
+		writeControl(w, http.StatusOK, map[string]any{"regions": out})
 	})
 	m.HandleFunc("GET "+p+"counters", func(w http.ResponseWriter, r *http.Request) {
 		byRoute := map[string]int{}
@@ -91,6 +116,13 @@ func (e *Emulator) controlMux() *http.ServeMux {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 			return
 		}
+		if q := r.URL.Query().Get("region"); q != "" {
+			if f.Region != "" && f.Region != q {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": "?region= and the body's region differ"})
+				return
+			}
+			f.Region = q
+		}
 		id, err := e.AddFault(f)
 		if err != nil {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
@@ -109,20 +141,34 @@ func (e *Emulator) controlMux() *http.ServeMux {
 		}
 		writeControl(w, http.StatusOK, map[string]any{"ok": true})
 	})
-	m.HandleFunc("POST "+p+"down", func(w http.ResponseWriter, r *http.Request) {
-		e.SetDown(true)
-		writeControl(w, http.StatusOK, map[string]any{"down": true})
-	})
-	m.HandleFunc("POST "+p+"up", func(w http.ResponseWriter, r *http.Request) {
-		e.SetDown(false)
-		writeControl(w, http.StatusOK, map[string]any{"down": false})
-	})
+	for _, st := range []struct {
+		path string
+		down bool
+	}{{"down", true}, {"up", false}} {
+		m.HandleFunc("POST "+p+st.path, func(w http.ResponseWriter, r *http.Request) {
+			rs, ok := controlRegion(w, r, e)
+			if !ok {
+				return
+			}
+			rs.down.Store(st.down)
+			if r.URL.Query().Get("region") == "" {
+				writeControl(w, http.StatusOK, map[string]any{"down": st.down})
+				return
+			}
+			writeControl(w, http.StatusOK, map[string]any{"region": rs.name, "down": st.down})
+		})
+	}
 	m.HandleFunc("POST "+p+"kms/secrets", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			Name      string  `json:"name"`
-			Value     *string `json:"value"`
-			Base64    *string `json:"base64"`
-			VersionID string  `json:"versionId"`
+			Name      string            `json:"name"`
+			Value     *string           `json:"value"`
+			Base64    *string           `json:"base64"`
+			VersionID string            `json:"versionId"`
+			Tags      map[string]string `json:"tags"`
+		}
+		rs, ok := controlRegion(w, r, e)
+		if !ok {
+			return
 		}
 		if err := decodeControl(r, &req); err != nil {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
@@ -144,29 +190,95 @@ func (e *Emulator) controlMux() *http.ServeMux {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": "give exactly one of value (text) or base64 (binary)"})
 			return
 		}
-		v, err := e.putSecretValue(req.Name, req.VersionID, data, binary)
+		v, err := e.putSecretValue(rs.name, req.Name, req.VersionID, data, binary)
+		if err == nil && req.Tags != nil {
+			err = e.SetSecretTagsIn(rs.name, req.Name, req.Tags)
+		}
 		if err != nil {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 			return
 		}
-		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "versionId": v})
+		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "versionId": v, "region": rs.name})
 	})
-	m.HandleFunc("POST "+p+"oos/parameters", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("POST "+p+"kms/secret-tags", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
+			Name string            `json:"name"`
+			Tags map[string]string `json:"tags"`
+		}
+		rs, ok := controlRegion(w, r, e)
+		if !ok {
+			return
 		}
 		if err := decodeControl(r, &req); err != nil {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 			return
 		}
-		v, err := e.PutParameter(req.Name, req.Value)
-		if err != nil {
+		if err := e.SetSecretTagsIn(rs.name, req.Name, req.Tags); err != nil {
 			writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 			return
 		}
-		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "version": v})
+		writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "region": rs.name})
 	})
+	for _, st := range []struct {
+		path  string
+		store oosStore
+	}{{"oos/parameters", secretStore}, {"oos/plain-parameters", plainStore}} {
+		m.HandleFunc("POST "+p+st.path, func(w http.ResponseWriter, r *http.Request) {
+			var req struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+				Type  string `json:"type"`
+			}
+			rs, ok := controlRegion(w, r, e)
+			if !ok {
+				return
+			}
+			if err := decodeControl(r, &req); err != nil {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+				return
+			}
+			if st.store.secret && req.Type != "" && req.Type != secretParameterType {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": "encrypted parameters are always Secret; use oos/plain-parameters"})
+				return
+			}
+			typ := req.Type
+			if st.store.secret {
+				typ = ""
+			}
+			v, err := e.putParameter(rs.name, st.store, req.Name, typ, req.Value)
+			if err != nil {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+				return
+			}
+			writeControl(w, http.StatusOK, map[string]any{"name": req.Name, "version": v, "region": rs.name})
+		})
+	}
+	for _, st := range []struct {
+		path string
+		del  func(region, name string) (bool, error)
+	}{{"kms/secrets", e.DeleteSecretIn}, {"oos/parameters", e.DeleteParameterIn}, {"oos/plain-parameters", e.DeletePlainParameterIn}} {
+		m.HandleFunc("DELETE "+p+st.path, func(w http.ResponseWriter, r *http.Request) {
+			rs, ok := controlRegion(w, r, e)
+			if !ok {
+				return
+			}
+			name := r.URL.Query().Get("name")
+			if name == "" {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": "give the object as ?name=<name>"})
+				return
+			}
+			existed, err := st.del(rs.name, name)
+			if err != nil {
+				writeControl(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+				return
+			}
+			if !existed {
+				writeControl(w, http.StatusNotFound, map[string]any{"error": "no such object in region " + rs.name + ": " + name})
+				return
+			}
+			writeControl(w, http.StatusOK, map[string]any{"name": name, "region": rs.name, "deleted": true})
+		})
+	}
 	m.HandleFunc("POST "+p+"sts/expire", func(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, http.StatusOK, map[string]any{"expired": e.ExpireSessions()})
 	})
@@ -223,22 +335,39 @@ func (e *Emulator) controlMux() *http.ServeMux {
 	return m
 }
 
+// controlRegion resolves ?region= (absent: the primary), answering 404 for
+// an unknown region.
+func controlRegion(w http.ResponseWriter, r *http.Request, e *Emulator) (*regionState, bool) {
+	rs, err := e.lookupRegion(r.URL.Query().Get("region"))
+	if err != nil {
+		writeControl(w, http.StatusNotFound, map[string]any{"error": err.Error(), "regions": e.Regions()})
+		return nil, false
+	}
+	return rs, true
+}
+
 // controlRoutes documents the control API (also in the package comment).
 var controlRoutes = []string{
 	"GET    /_emulator/                 this list",
-	"GET    /_emulator/healthz          liveness and down state",
+	"GET    /_emulator/healthz          liveness and down state (of every region too)",
+	"GET    /_emulator/regions          served regions: name, url, tlsEndpoint, down",
 	"GET    /_emulator/counters         call counters by route/action/principal/resource/outcome",
 	"GET    /_emulator/requests         recent requests (?limit=N&route=kms), no secret values",
-	"GET    /_emulator/state            secret/parameter names, versions and stages (no values)",
+	"GET    /_emulator/state            secret/parameter names, versions, stages, tags, per region (no values)",
 	"POST   /_emulator/reset            clear counters, requests, faults, down (?state=true also reloads the seed)",
 	"GET    /_emulator/faults           installed faults",
-	"POST   /_emulator/faults           add a fault: {route,action,resource,principal,kind,count,everyNth,latency,status,code,message,timeLeftMs}",
+	"POST   /_emulator/faults           add a fault: {region,route,action,resource,principal,kind,count,everyNth,latency,status,code,message,timeLeftMs} (?region= sets region)",
 	"DELETE /_emulator/faults           clear all faults",
 	"DELETE /_emulator/faults/{id}      clear one fault",
-	"POST   /_emulator/down             make every API connection fail (reset)",
-	"POST   /_emulator/up               serve again",
-	"POST   /_emulator/kms/secrets      new secret version: {name, value | base64, versionId?}",
-	"POST   /_emulator/oos/parameters   new parameter version: {name, value}",
+	"POST   /_emulator/down             make every API connection fail (reset); ?region= for one region's ports",
+	"POST   /_emulator/up               serve again (?region= likewise)",
+	"POST   /_emulator/kms/secrets      new secret version: {name, value | base64, versionId?, tags?} (?region=)",
+	"DELETE /_emulator/kms/secrets      delete a secret with its versions: ?name=<name>[&region=]",
+	"POST   /_emulator/kms/secret-tags  replace a secret's tags: {name, tags} (?region=)",
+	"POST   /_emulator/oos/parameters   new encrypted parameter version: {name, value} (?region=)",
+	"DELETE /_emulator/oos/parameters   delete an encrypted parameter: ?name=<name>[&region=]",
+	"POST   /_emulator/oos/plain-parameters  new plain parameter version: {name, value, type?: String|StringList} (?region=)",
+	"DELETE /_emulator/oos/plain-parameters  delete a plain parameter: ?name=<name>[&region=]",
 	"POST   /_emulator/sts/expire       expire every issued STS session",
 	"GET    /_emulator/sts/oidc-providers  registered OIDC providers (arn, issuer, kids)",
 	"POST   /_emulator/sts/oidc-providers  register or replace a verified OIDC provider: {arn, issuer, jwks} (jwks: JSON text or the key set object)",
@@ -249,21 +378,6 @@ var controlRoutes = []string{
 func (e *Emulator) stateSummary() map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	type ver struct {
-		ID       string   `json:"versionId"`
-		DataType string   `json:"dataType"`
-		Stages   []string `json:"stages"`
-	}
-	secrets := map[string][]ver{}
-	for name, s := range e.secrets {
-		for _, v := range s.versions {
-			secrets[name] = append(secrets[name], ver{ID: v.id, DataType: v.dataType, Stages: append([]string{}, v.stages...)})
-		}
-	}
-	params := map[string]int{}
-	for name, p := range e.params {
-		params[name] = len(p.versions)
-	}
 	var keys, roles []string
 	for id, k := range e.keys {
 		keys = append(keys, fmt.Sprintf("%s (%s)", id, k.principal))
@@ -278,13 +392,54 @@ func (e *Emulator) stateSummary() map[string]any {
 	sort.Strings(keys)
 	sort.Strings(roles)
 	sort.Strings(oidcARNs)
-	return map[string]any{
+	out := map[string]any{
 		"region": e.region, "accountId": e.account,
-		"secrets": secrets, "parameters": params, "accessKeys": keys, "roles": roles,
+		"accessKeys": keys, "roles": roles,
 		"imds":       map[string]any{"roleName": e.imds.roleName, "roleArn": e.imds.roleARN, "region": e.imds.region, "hardened": e.imds.hardened},
 		"sessionTTL": e.sessionTTL.String(), "activeSessions": len(e.sessions),
 		"oidcProviders": oidcARNs,
 	}
+	for k, v := range regionSummary(e.primary) {
+		out[k] = v
+	}
+	regions := map[string]any{}
+	for _, rs := range e.extraRegionsLocked() {
+		sum := regionSummary(rs)
+		sum["down"] = rs.down.Load()
+		regions[rs.name] = sum
+	}
+	out["regions"] = regions
+	return out
+}
+
+// regionSummary lists a region's objects without values. e.mu must be held.
+func regionSummary(rs *regionState) map[string]any {
+	type ver struct {
+		ID         string   `json:"versionId"`
+		DataType   string   `json:"dataType"`
+		Stages     []string `json:"stages"`
+		CreateTime string   `json:"createTime"`
+	}
+	secrets := map[string][]ver{}
+	tags := map[string]map[string]string{}
+	for name, s := range rs.secrets {
+		secrets[name] = []ver{}
+		for _, v := range s.versions {
+			secrets[name] = append(secrets[name], ver{ID: v.id, DataType: v.dataType, Stages: append([]string{}, v.stages...), CreateTime: v.created.UTC().Format(isoTime)})
+		}
+		if len(s.tags) > 0 {
+			tags[name] = cloneMap(s.tags)
+		}
+	}
+	params := map[string]int{}
+	for name, p := range rs.params {
+		params[name] = len(p.versions)
+	}
+	plain := map[string]any{}
+	for name, p := range rs.plain {
+		plain[name] = map[string]any{"type": p.typ, "versions": len(p.versions)}
+	}
+	return map[string]any{"secrets": secrets, "secretTags": tags, "parameters": params, "plainParameters": plain}
 }
 
 func decodeControl(r *http.Request, v any) error {

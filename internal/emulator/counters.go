@@ -23,11 +23,13 @@ const (
 )
 
 // Counter is one row of the call counters: how many requests had this
-// (route, action, principal, resource, outcome). Principal is the
-// AccessKey principal name or, for STS sessions, the role ARN; Outcome is
-// "ok", the error Code, "fault:<kind>" for a connection-level fault, or
-// "aborted".
+// (region, route, action, principal, resource, outcome). Region is the
+// region whose port the request reached (the primary region for STS, the
+// metadata service and the credentials URI); Principal is the AccessKey
+// principal name or, for STS sessions, the role ARN; Outcome is "ok", the
+// error Code, "fault:<kind>" for a connection-level fault, or "aborted".
 type Counter struct {
+	Region    string `json:"region,omitempty"`
 	Route     string `json:"route"`
 	Action    string `json:"action"`
 	Principal string `json:"principal,omitempty"`
@@ -36,7 +38,7 @@ type Counter struct {
 	Count     int    `json:"count"`
 }
 
-type counterKey struct{ route, action, principal, resource, outcome string }
+type counterKey struct{ region, route, action, principal, resource, outcome string }
 
 type counterSet struct {
 	mu sync.Mutex
@@ -74,12 +76,12 @@ func (s *counterSet) snapshot() []Counter {
 	s.mu.Lock()
 	out := make([]Counter, 0, len(s.m))
 	for k, v := range s.m {
-		out = append(out, Counter{Route: k.route, Action: k.action, Principal: k.principal, Resource: k.resource, Outcome: k.outcome, Count: v})
+		out = append(out, Counter{Region: k.region, Route: k.route, Action: k.action, Principal: k.principal, Resource: k.resource, Outcome: k.outcome, Count: v})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		for _, p := range [][2]string{{a.Route, b.Route}, {a.Action, b.Action}, {a.Resource, b.Resource}, {a.Principal, b.Principal}, {a.Outcome, b.Outcome}} {
+		for _, p := range [][2]string{{a.Region, b.Region}, {a.Route, b.Route}, {a.Action, b.Action}, {a.Resource, b.Resource}, {a.Principal, b.Principal}, {a.Outcome, b.Outcome}} {
 			if p[0] != p[1] {
 				return p[0] < p[1]
 			}
@@ -90,14 +92,16 @@ func (s *counterSet) snapshot() []Counter {
 }
 
 // Calls counts every request that reached a route ("kms", "oos", "sts",
-// "imds", "uri"), whatever its outcome. "" counts all routes.
+// "imds", "uri") in any region, whatever its outcome. "" counts all
+// routes. CallsIn counts one region.
 func (e *Emulator) Calls(route string) int {
 	return e.counters.sum(func(k counterKey) bool { return route == "" || k.route == route })
 }
 
-// CallsFor counts requests on a route for one resource: the secret name
-// (kms), parameter name (oos), role ARN (sts), role name or metadata path
-// (imds).
+// CallsFor counts requests on a route for one resource, in any region:
+// the secret name (kms), parameter name (oos; the path for the ByPath
+// actions, the comma-joined names for GetParameters and
+// GetSecretParameters), role ARN (sts), role name or metadata path (imds).
 func (e *Emulator) CallsFor(route, resource string) int {
 	return e.counters.sum(func(k counterKey) bool { return k.route == route && k.resource == resource })
 }
@@ -106,6 +110,18 @@ func (e *Emulator) CallsFor(route, resource string) int {
 // principal name, or the role ARN for STS sessions.
 func (e *Emulator) CallsBy(route, principal string) int {
 	return e.counters.sum(func(k counterKey) bool { return k.route == route && k.principal == principal })
+}
+
+// CallsIn counts the requests that reached one region's ports on a route
+// ("" counts all routes), whatever their outcome.
+func (e *Emulator) CallsIn(region, route string) int {
+	return e.counters.sum(func(k counterKey) bool { return k.region == region && (route == "" || k.route == route) })
+}
+
+// CallsAction counts the requests for one action of a route
+// (CallsAction("oos", "GetSecretParametersByPath")) in any region.
+func (e *Emulator) CallsAction(route, action string) int {
+	return e.counters.sum(func(k counterKey) bool { return k.route == route && k.action == action })
 }
 
 // CallsWithOutcome counts requests on a route with an outcome ("ok", an
@@ -130,6 +146,7 @@ type RequestRecord struct {
 	Method              string            `json:"method"`
 	Host                string            `json:"host"`
 	Path                string            `json:"path"`
+	Region              string            `json:"region,omitempty"`
 	Route               string            `json:"route"`
 	Action              string            `json:"action,omitempty"`
 	Resource            string            `json:"resource,omitempty"`

@@ -72,12 +72,17 @@ var faultKinds = map[FaultKind]bool{
 // number of milliseconds.
 type Fault struct {
 	ID string `json:"id,omitempty"`
+	// Region narrows to the requests that reach one region's ports (see
+	// AddRegion); empty means every region. STS, the metadata service and
+	// the credentials URI are served by the primary region.
+	Region string `json:"region,omitempty"`
 	// Route is kms, oos, sts, imds or uri; empty means all.
 	Route string `json:"route,omitempty"`
 	// Action narrows to one action (GetSecretValue, AssumeRole, PutToken...).
 	Action string `json:"action,omitempty"`
-	// Resource is a glob over the secret/parameter name, role ARN or
-	// metadata role name.
+	// Resource is a glob over the secret/parameter name (the path for the
+	// ByPath actions, the comma-joined names for GetParameters and
+	// GetSecretParameters), role ARN or metadata role name.
 	Resource string `json:"resource,omitempty"`
 	// Principal is a glob over the caller's principal or AccessKeyId.
 	Principal string    `json:"principal,omitempty"`
@@ -152,6 +157,11 @@ func (f *Fault) validate() error {
 	case "", RouteKMS, RouteOOS, RouteSTS, RouteIMDS, RouteURI:
 	default:
 		return fmt.Errorf("emulator: unknown fault route %q (want kms, oos, sts, imds, uri or empty)", f.Route)
+	}
+	if f.Region != "" {
+		if err := validRegionName(f.Region); err != nil {
+			return fmt.Errorf("emulator: fault: %w", err)
+		}
 	}
 	if f.Count < 0 || f.EveryNth < 0 {
 		return errors.New("emulator: fault count and everyNth must not be negative")
@@ -274,6 +284,9 @@ func (e *Emulator) Faults() []Fault {
 }
 
 func (f *Fault) matches(c *call) bool {
+	if f.Region != "" && f.Region != c.region {
+		return false
+	}
 	if f.Route != "" && f.Route != c.route {
 		return false
 	}
@@ -417,9 +430,12 @@ func (e *Emulator) faultDeny(c *call, f Fault) {
 	case RouteSTS:
 		c.writeError(errf(http.StatusForbidden, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM. (injected)"))
 	default:
-		action, arn, code := ActionKMSGetSecretValue, e.secretARN(c.resource), "Forbidden.NoPermission"
+		action, arn, code := ActionKMSGetSecretValue, e.secretARN(c.region, c.resource), "Forbidden.NoPermission"
 		if c.route == RouteOOS {
-			action, arn, code = ActionOOSGetSecretParameter, "acs:oos:"+e.region+":"+e.account+":secretparameter/"+c.resource, e.oosDeniedCode
+			action, arn, code = ActionOOSGetSecretParameter, e.oosARN(c.region, oosKindSecret, c.resource), e.oosDeniedCode
+		}
+		if ram := ramActions[c.route+" "+c.action]; ram.action != "" {
+			action, arn = ram.action, e.resourceARN(c.region, ram.kind, c.resource)
 		}
 		if f.Code != "" {
 			code = f.Code

@@ -66,7 +66,7 @@ func (e *Emulator) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	defer c.finish()
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 	c.action, c.resource = imdsAction(r.Method, r.URL.Path)
-	if e.down.Load() {
+	if e.Down() {
 		c.down()
 		return
 	}
@@ -201,7 +201,7 @@ func (e *Emulator) serveCredentialsURI(w http.ResponseWriter, r *http.Request) {
 	arn := firstNonEmpty(r.URL.Query().Get("role"), e.imds.roleARN)
 	e.mu.Unlock()
 	c.resource, c.principal = arn, arn
-	if e.down.Load() {
+	if e.Down() {
 		c.down()
 		return
 	}

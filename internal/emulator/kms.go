@@ -12,11 +12,13 @@ import (
 
 // kmsSecret is a stored KMS secret.
 type kmsSecret struct {
-	name     string
-	typ      string
-	created  time.Time
-	versions []*secretVersion
-	nextNum  int
+	name        string
+	typ         string
+	description string
+	tags        map[string]string
+	created     time.Time
+	versions    []*secretVersion // in creation order
+	nextNum     int
 }
 
 type secretVersion struct {
@@ -45,8 +47,8 @@ func secretNameFromParam(p string) string {
 	return p
 }
 
-func (e *Emulator) secretARN(name string) string {
-	return "acs:kms:" + e.region + ":" + e.account + ":secret/" + name
+func (e *Emulator) secretARN(region, name string) string {
+	return "acs:kms:" + region + ":" + e.account + ":secret/" + name
 }
 
 // kmsGetSecretValue implements KMS GetSecretValue (2016-01-20).
@@ -56,7 +58,7 @@ func (e *Emulator) kmsGetSecretValue(c *call, id *identity) {
 		c.writeError(errf(http.StatusBadRequest, "MissingParameter", "The parameter SecretName needed but no provided."))
 		return
 	}
-	if err := e.authorize(c, id, ActionKMSGetSecretValue, name, "Forbidden.NoPermission", e.secretARN(name)); err != nil {
+	if err := e.authorize(c, id, ActionKMSGetSecretValue, name, "Forbidden.NoPermission", e.secretARN(c.region, name)); err != nil {
 		c.writeError(err)
 		return
 	}
@@ -68,7 +70,7 @@ func (e *Emulator) kmsGetSecretValue(c *call, id *identity) {
 	stage := c.params.Get("VersionStage")
 
 	e.mu.Lock()
-	body, apiErr := e.kmsLookup(name, versionID, stage, c.params.Get("FetchExtendedConfig") == "true")
+	body, apiErr := kmsLookup(c.rs, name, versionID, stage, c.params.Get("FetchExtendedConfig") == "true")
 	e.mu.Unlock()
 	if apiErr != nil {
 		c.writeError(apiErr)
@@ -79,8 +81,8 @@ func (e *Emulator) kmsGetSecretValue(c *call, id *identity) {
 }
 
 // kmsLookup selects a version. e.mu must be held.
-func (e *Emulator) kmsLookup(name, versionID, stage string, extended bool) (map[string]any, *apiError) {
-	s, ok := e.secrets[name]
+func kmsLookup(rs *regionState, name, versionID, stage string, extended bool) (map[string]any, *apiError) {
+	s, ok := rs.secrets[name]
 	if !ok {
 		return nil, errf(http.StatusNotFound, "Forbidden.ResourceNotFound", "The resource %s is not found.", name)
 	}
@@ -138,20 +140,34 @@ func (e *Emulator) kmsLookup(name, versionID, stage string, extended bool) (map[
 // when needed) and moves the stages as KMS does: the new version becomes
 // ACSCurrent, the old current one ACSPrevious, and the older previous one
 // loses its label (it stays readable by VersionId).
+//
+// Each new version's creation time is at least one second after the
+// previous version's, so that CreateTime (which has a resolution of one
+// second) orders the versions of a secret.
 func (e *Emulator) PutSecretValue(name string, data []byte, binary bool) (versionID string, err error) {
-	return e.putSecretValue(name, "", data, binary)
+	return e.putSecretValue("", name, "", data, binary)
 }
 
-func (e *Emulator) putSecretValue(name, versionID string, data []byte, binary bool) (string, error) {
+// PutSecretValueIn is PutSecretValue in one region ("" is the primary).
+func (e *Emulator) PutSecretValueIn(region, name string, data []byte, binary bool) (versionID string, err error) {
+	return e.putSecretValue(region, name, "", data, binary)
+}
+
+func (e *Emulator) putSecretValue(region, name, versionID string, data []byte, binary bool) (string, error) {
 	if name == "" {
 		return "", errors.New("emulator: secret name is empty")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s, ok := e.secrets[name]
+	rs := e.regionLocked(region)
+	if rs == nil {
+		return "", fmt.Errorf("emulator: unknown region %q (add it with AddRegion)", region)
+	}
+	now := time.Now()
+	s, ok := rs.secrets[name]
 	if !ok {
-		s = &kmsSecret{name: name, typ: "Generic", created: time.Now()}
-		e.secrets[name] = s
+		s = &kmsSecret{name: name, typ: "Generic", created: now, tags: map[string]string{}}
+		rs.secrets[name] = s
 	}
 	if versionID == "" {
 		for {
@@ -177,11 +193,69 @@ func (e *Emulator) putSecretValue(name, versionID string, data []byte, binary bo
 	if binary {
 		dt = dataTypeBinary
 	}
+	created := now
+	if n := len(s.versions); n > 0 {
+		if next := s.versions[n-1].created.Truncate(time.Second).Add(time.Second); created.Before(next) {
+			created = next
+		}
+	}
 	s.versions = append(s.versions, &secretVersion{
 		id: versionID, data: append([]byte(nil), data...), dataType: dt,
-		stages: []string{stageCurrent}, created: time.Now(),
+		stages: []string{stageCurrent}, created: created,
 	})
 	return versionID, nil
+}
+
+// DeleteSecret removes a secret of the primary region with all its
+// versions at once (no recovery window): it answers
+// Forbidden.ResourceNotFound from then on. It reports whether the secret
+// existed.
+func (e *Emulator) DeleteSecret(name string) bool {
+	ok, _ := e.DeleteSecretIn("", name)
+	return ok
+}
+
+// DeleteSecretIn is DeleteSecret in one region ("" is the primary).
+func (e *Emulator) DeleteSecretIn(region, name string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs := e.regionLocked(region)
+	if rs == nil {
+		return false, fmt.Errorf("emulator: unknown region %q", region)
+	}
+	_, ok := rs.secrets[name]
+	delete(rs.secrets, name)
+	return ok, nil
+}
+
+// SetSecretTags replaces the resource tags of a secret of the primary
+// region (nil or empty removes them all). The secret must exist.
+func (e *Emulator) SetSecretTags(name string, tags map[string]string) error {
+	return e.SetSecretTagsIn("", name, tags)
+}
+
+// SetSecretTagsIn is SetSecretTags in one region ("" is the primary).
+func (e *Emulator) SetSecretTagsIn(region, name string, tags map[string]string) error {
+	for k := range tags {
+		if k == "" {
+			return errors.New("emulator: empty tag key")
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs := e.regionLocked(region)
+	if rs == nil {
+		return fmt.Errorf("emulator: unknown region %q", region)
+	}
+	s, ok := rs.secrets[name]
+	if !ok {
+		return fmt.Errorf("emulator: no secret %q in region %s", name, rs.name)
+	}
+	s.tags = map[string]string{}
+	for k, v := range tags {
+		s.tags[k] = v
+	}
+	return nil
 }
 
 func (s *kmsSecret) hasVersion(id string) bool {

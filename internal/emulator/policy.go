@@ -7,14 +7,68 @@ import (
 	"strings"
 )
 
-// Actions checked against policies.
+// Actions checked against policies: the RAM action names of the operations
+// (docs/emulator.md says where each comes from).
 const (
-	ActionKMSGetSecretValue      = "kms:GetSecretValue"     //nolint:gosec // a RAM action name, not a credential
-	ActionOOSGetSecretParameter  = "oos:GetSecretParameter" //nolint:gosec // a RAM action name, not a credential
+	ActionKMSGetSecretValue              = "kms:GetSecretValue"              //nolint:gosec // a RAM action name, not a credential
+	ActionKMSListSecretVersionIds        = "kms:ListSecretVersionIds"        //nolint:gosec // a RAM action name, not a credential
+	ActionKMSListSecrets                 = "kms:ListSecrets"                 //nolint:gosec // a RAM action name, not a credential
+	ActionOOSGetSecretParameter          = "oos:GetSecretParameter"          //nolint:gosec // a RAM action name, not a credential
+	ActionOOSGetSecretParameters         = "oos:GetSecretParameters"         //nolint:gosec // a RAM action name, not a credential
+	ActionOOSListSecretParameterVersions = "oos:ListSecretParameterVersions" //nolint:gosec // a RAM action name, not a credential
+	ActionOOSGetSecretParametersByPath   = "oos:GetSecretParametersByPath"   //nolint:gosec // a RAM action name, not a credential
+	ActionOOSGetParameter                = "oos:GetParameter"
+	ActionOOSGetParameters               = "oos:GetParameters"
+	ActionOOSListParameterVersions       = "oos:ListParameterVersions"
+	ActionOOSGetParametersByPath         = "oos:GetParametersByPath"
+
 	accessDeniedPolicyType       = "AccountLevelIdentityBasedPolicy"
 	noPermissionTypeImplicitDeny = "ImplicitDeny"
 	noPermissionTypeExplicitDeny = "ExplicitDeny"
 )
+
+// Resource types of the ARNs in AccessDeniedDetail.
+const (
+	kmsKindSecret = "secret"
+	oosKindSecret = "secretparameter"
+	oosKindPlain  = "parameter"
+)
+
+// ramAction is the RAM action an API action is authorized as, and the type
+// of resource its ARN names.
+type ramAction struct{ action, kind string }
+
+// ramActions maps "route action" to its RAM action.
+var ramActions = map[string]ramAction{
+	RouteKMS + " GetSecretValue":              {ActionKMSGetSecretValue, kmsKindSecret},
+	RouteKMS + " ListSecretVersionIds":        {ActionKMSListSecretVersionIds, kmsKindSecret},
+	RouteKMS + " ListSecrets":                 {ActionKMSListSecrets, kmsKindSecret},
+	RouteOOS + " GetSecretParameter":          {ActionOOSGetSecretParameter, oosKindSecret},
+	RouteOOS + " GetSecretParameters":         {ActionOOSGetSecretParameters, oosKindSecret},
+	RouteOOS + " ListSecretParameterVersions": {ActionOOSListSecretParameterVersions, oosKindSecret},
+	RouteOOS + " GetSecretParametersByPath":   {ActionOOSGetSecretParametersByPath, oosKindSecret},
+	RouteOOS + " GetParameter":                {ActionOOSGetParameter, oosKindPlain},
+	RouteOOS + " GetParameters":               {ActionOOSGetParameters, oosKindPlain},
+	RouteOOS + " ListParameterVersions":       {ActionOOSListParameterVersions, oosKindPlain},
+	RouteOOS + " GetParametersByPath":         {ActionOOSGetParametersByPath, oosKindPlain},
+}
+
+// resourceARN is acs:kms:<region>:<account>:secret/<name> (the secret
+// container acs:kms:<region>:<account>:secret when there is no name, as
+// for ListSecrets) or acs:oos:<region>:<account>:<kind>/<name>.
+func (e *Emulator) resourceARN(region, kind, name string) string {
+	if kind == kmsKindSecret {
+		if name == "" {
+			return "acs:kms:" + region + ":" + e.account + ":secret"
+		}
+		return e.secretARN(region, name)
+	}
+	return e.oosARN(region, kind, name)
+}
+
+func (e *Emulator) oosARN(region, kind, name string) string {
+	return "acs:oos:" + region + ":" + e.account + ":" + kind + "/" + name
+}
 
 // SetPolicy sets (or, with a zero Policy, keeps as allow-all) the policy of
 // a principal: an AccessKey principal name or a role ARN.

@@ -37,13 +37,34 @@ import (
 //	    versions:
 //	      - {id: v1, data: old, stages: [ACSPrevious]}
 //	      - {id: v2, data: new, stages: [ACSCurrent]}
-//	parameters:                       # OOS GetSecretParameter
+//	  - name: tagged
+//	    value: x
+//	    description: for ListSecrets filters
+//	    tags: {team: payments}          # ListSecrets TagKey/TagValue filters, FetchTags
+//	  - name: dated
+//	    versions:
+//	      - {id: v1, data: old, createTime: "2024-01-02T03:04:05Z"}   # default: one second apart, oldest first
+//	      - {id: v2, data: new, stages: [ACSCurrent]}
+//	parameters:                       # OOS encrypted parameters (GetSecretParameter...)
 //	  - name: test
 //	    value: '{"username":"testuser"}'   # shorthand: version 1
 //	  - name: multi
 //	    versions: [one, two, three]        # versions 1..3, latest is 3
 //	    description: demo
 //	    tags: {env: dev}
+//	  - name: /app/prod/db                 # paths for GetSecretParametersByPath
+//	    value: s3cret
+//	plainParameters:                  # OOS plain (common) parameters (GetParameter...)
+//	  - name: /app/prod/endpoint
+//	    value: db.internal:5432
+//	  - name: hosts
+//	    type: StringList                   # String (default) or StringList
+//	    value: a,b,c
+//	regions:                          # other regions (AddRegion): their own secrets and parameters
+//	  cn-shanghai:
+//	    secrets: [{name: db-creds, value: '{"username":"sh"}'}]
+//	    parameters: [{name: test, value: sh}]
+//	    plainParameters: [{name: endpoint, value: sh.internal}]
 //	roles:
 //	  - arn: acs:ram::1234567890123456:role/app-role
 //	    trustedPrincipals: [app-user]     # base AccessKey principals (globs) allowed to AssumeRole
@@ -69,15 +90,23 @@ import (
 //	sts:
 //	  sessionTTL: 1h                   # cap on every issued session's lifetime
 type Seed struct {
-	AccountID  string            `json:"accountId,omitempty"`
-	Region     string            `json:"region,omitempty"`
-	AccessKeys []AccessKey       `json:"accessKeys,omitempty"`
-	Secrets    []Secret          `json:"secrets,omitempty"`
-	Parameters []Parameter       `json:"parameters,omitempty"`
-	Roles      []Role            `json:"roles,omitempty"`
-	Policies   map[string]Policy `json:"policies,omitempty"`
-	IMDS       *IMDSConfig       `json:"imds,omitempty"`
-	STS        STSConfig         `json:"sts,omitempty"`
+	AccountID  string      `json:"accountId,omitempty"`
+	Region     string      `json:"region,omitempty"`
+	AccessKeys []AccessKey `json:"accessKeys,omitempty"`
+	// Secrets, Parameters and PlainParameters belong to the primary region.
+	Secrets    []Secret    `json:"secrets,omitempty"`
+	Parameters []Parameter `json:"parameters,omitempty"`
+	// PlainParameters are OOS plain (common) parameters: Type String
+	// (default) or StringList, read with GetParameter, GetParameters,
+	// ListParameterVersions and GetParametersByPath.
+	PlainParameters []Parameter `json:"plainParameters,omitempty"`
+	// Regions holds the secrets and parameters of regions other than the
+	// primary one. Every region named here is served (see AddRegion).
+	Regions  map[string]RegionSeed `json:"regions,omitempty"`
+	Roles    []Role                `json:"roles,omitempty"`
+	Policies map[string]Policy     `json:"policies,omitempty"`
+	IMDS     *IMDSConfig           `json:"imds,omitempty"`
+	STS      STSConfig             `json:"sts,omitempty"`
 	// OIDCProviders are verified OIDC providers; see OIDCProvider. Tokens
 	// for provider ARNs not listed here are decoded without verification.
 	OIDCProviders []OIDCProvider `json:"oidcProviders,omitempty"`
@@ -103,6 +132,17 @@ type Secret struct {
 	// DataType applies to Value: text (default) or binary.
 	DataType string          `json:"dataType,omitempty"`
 	Versions []SecretVersion `json:"versions,omitempty"`
+	// Description is matched by the ListSecrets Description filter.
+	Description string `json:"description,omitempty"`
+	// Tags are the secret's resource tags (ListSecrets filters and FetchTags).
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// RegionSeed is the state of one region other than the primary.
+type RegionSeed struct {
+	Secrets         []Secret    `json:"secrets,omitempty"`
+	Parameters      []Parameter `json:"parameters,omitempty"`
+	PlainParameters []Parameter `json:"plainParameters,omitempty"`
 }
 
 // SecretVersion is one version of a KMS secret.
@@ -112,12 +152,20 @@ type SecretVersion struct {
 	Data     string   `json:"data"`
 	DataType string   `json:"dataType,omitempty"`
 	Stages   []string `json:"stages,omitempty"`
+	// CreateTime is the version's creation time, RFC 3339 (reported by
+	// GetSecretValue and ListSecretVersionIds). Default: the load time,
+	// with the versions one second apart in the order given.
+	CreateTime string `json:"createTime,omitempty"`
 }
 
-// Parameter is an OOS encrypted (Secret) parameter. Give either Value
+// Parameter is an OOS parameter: an encrypted (Secret) one in
+// Seed.Parameters, a plain one in Seed.PlainParameters. Give either Value
 // (version 1) or Versions (versions 1..n, at most 100).
 type Parameter struct {
-	Name        string            `json:"name"`
+	Name string `json:"name"`
+	// Type applies to plain parameters: String (default) or StringList.
+	// Encrypted parameters are always Secret.
+	Type        string            `json:"type,omitempty"`
 	Value       string            `json:"value,omitempty"`
 	Versions    []string          `json:"versions,omitempty"`
 	Description string            `json:"description,omitempty"`
@@ -233,6 +281,10 @@ const (
 	dataTypeText   = "text"
 	dataTypeBinary = "binary"
 
+	secretParameterType = "Secret"
+	plainTypeString     = "String"
+	plainTypeStringList = "StringList"
+
 	maxParameterVersions = 100
 )
 
@@ -262,39 +314,22 @@ func (s *Seed) Validate() error {
 		ids[k.ID] = true
 	}
 
-	names := map[string]bool{}
-	for i, sec := range s.Secrets {
-		f := fmt.Sprintf("secrets[%d]", i)
-		if sec.Name == "" {
-			add(f+".name", "required")
-		}
-		if names[sec.Name] {
-			add(f+".name", "duplicate secret %q", sec.Name)
-		}
-		names[sec.Name] = true
-		if _, err := secretVersionsFromSeed(sec); err != nil {
+	validateObjects("", s.Secrets, s.Parameters, s.PlainParameters, add)
+	regionNames := make([]string, 0, len(s.Regions))
+	for name := range s.Regions {
+		regionNames = append(regionNames, name)
+	}
+	sort.Strings(regionNames)
+	for _, name := range regionNames {
+		f := fmt.Sprintf("regions[%q]", name)
+		if err := validRegionName(name); err != nil {
 			add(f, "%v", err)
 		}
-	}
-
-	pnames := map[string]bool{}
-	for i, p := range s.Parameters {
-		f := fmt.Sprintf("parameters[%d]", i)
-		if err := validParameterName(p.Name); err != nil {
-			add(f+".name", "%v", err)
+		if name == firstNonEmpty(s.Region, DemoRegion) {
+			add(f, "is the primary region; put its objects at the top level")
 		}
-		if pnames[p.Name] {
-			add(f+".name", "duplicate parameter %q", p.Name)
-		}
-		pnames[p.Name] = true
-		switch {
-		case p.Value != "" && len(p.Versions) > 0:
-			add(f, "give either value or versions, not both")
-		case p.Value == "" && len(p.Versions) == 0:
-			add(f, "give value or versions")
-		case len(p.Versions) > maxParameterVersions:
-			add(f+".versions", "at most %d versions, got %d", maxParameterVersions, len(p.Versions))
-		}
+		r := s.Regions[name]
+		validateObjects(f+".", r.Secrets, r.Parameters, r.PlainParameters, add)
 	}
 
 	arns := map[string]bool{}
@@ -358,13 +393,79 @@ func (s *Seed) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validParameterName applies the OOS naming rules the emulator cares about.
-func validParameterName(name string) error {
+// validateObjects checks the secrets and parameters of one region; prefix
+// starts the field names ("" or `regions["cn-shanghai"].`).
+func validateObjects(prefix string, secrets []Secret, params, plain []Parameter, add func(field, format string, a ...any)) {
+	names := map[string]bool{}
+	for i, sec := range secrets {
+		f := fmt.Sprintf("%ssecrets[%d]", prefix, i)
+		if sec.Name == "" {
+			add(f+".name", "required")
+		}
+		if names[sec.Name] {
+			add(f+".name", "duplicate secret %q", sec.Name)
+		}
+		names[sec.Name] = true
+		if _, err := secretVersionsFromSeed(sec); err != nil {
+			add(f, "%v", err)
+		}
+		for k := range sec.Tags {
+			if k == "" {
+				add(f+".tags", "empty tag key")
+			}
+		}
+	}
+	for _, set := range []struct {
+		field  string
+		params []Parameter
+		plain  bool
+	}{{"parameters", params, false}, {"plainParameters", plain, true}} {
+		pnames := map[string]bool{}
+		for i, p := range set.params {
+			f := fmt.Sprintf("%s%s[%d]", prefix, set.field, i)
+			nameErr := validParameterName(p.Name)
+			if set.plain {
+				nameErr = validPlainParameterName(p.Name)
+			}
+			if nameErr != nil {
+				add(f+".name", "%v", nameErr)
+			}
+			if pnames[p.Name] {
+				add(f+".name", "duplicate parameter %q", p.Name)
+			}
+			pnames[p.Name] = true
+			switch {
+			case set.plain && p.Type != "" && p.Type != plainTypeString && p.Type != plainTypeStringList:
+				add(f+".type", "must be String or StringList, got %q", p.Type)
+			case !set.plain && p.Type != "" && p.Type != secretParameterType:
+				add(f+".type", "encrypted parameters are always Secret; plain ones go in plainParameters")
+			}
+			switch {
+			case p.Value != "" && len(p.Versions) > 0:
+				add(f, "give either value or versions, not both")
+			case p.Value == "" && len(p.Versions) == 0:
+				add(f, "give value or versions")
+			case len(p.Versions) > maxParameterVersions:
+				add(f+".versions", "at most %d versions, got %d", maxParameterVersions, len(p.Versions))
+			}
+		}
+	}
+}
+
+// validParameterName applies the OOS naming rules the emulator cares about
+// to encrypted parameters.
+func validParameterName(name string) error { return checkParameterName(name, 180) }
+
+// validPlainParameterName is validParameterName for plain parameters, whose
+// names may be 200 characters long (CreateParameter).
+func validPlainParameterName(name string) error { return checkParameterName(name, 200) }
+
+func checkParameterName(name string, maxLen int) error {
 	if name == "" {
 		return errors.New("required")
 	}
-	if len(name) > 180 {
-		return fmt.Errorf("longer than 180 characters")
+	if len(name) > maxLen {
+		return fmt.Errorf("longer than %d characters", maxLen)
 	}
 	up := strings.ToUpper(name)
 	for _, p := range []string{"ALIYUN", "ACS", "ALIBABA", "ALICLOUD", "OOS"} {
@@ -430,7 +531,15 @@ func secretVersionsFromSeed(sec Secret) ([]*secretVersion, error) {
 				return nil, fmt.Errorf("%s.stages: stage %q is on more than one version", f, st)
 			}
 		}
-		out = append(out, &secretVersion{id: v.ID, data: data, dataType: dt, stages: append([]string(nil), v.Stages...)})
+		var created time.Time
+		if v.CreateTime != "" {
+			t, err := time.Parse(time.RFC3339, v.CreateTime)
+			if err != nil {
+				return nil, fmt.Errorf("%s.createTime: want RFC 3339 like 2024-01-02T03:04:05Z: %w", f, err)
+			}
+			created = t
+		}
+		out = append(out, &secretVersion{id: v.ID, data: data, dataType: dt, stages: append([]string(nil), v.Stages...), created: created})
 	}
 	if stages[stageCurrent] != 1 {
 		return nil, fmt.Errorf("exactly one version must carry %s", stageCurrent)
@@ -530,30 +639,9 @@ func (e *Emulator) loadSeed(s *Seed) {
 	}
 	e.sessions = map[string]*session{}
 	e.nonces = map[string]time.Time{}
-	e.secrets = map[string]*kmsSecret{}
-	for _, sec := range s.Secrets {
-		versions, _ := secretVersionsFromSeed(sec) // validated by New
-		for _, v := range versions {
-			v.created = now
-		}
-		e.secrets[sec.Name] = &kmsSecret{name: sec.Name, typ: firstNonEmpty(sec.Type, "Generic"), created: now, versions: versions, nextNum: len(versions)}
-	}
-	e.params = map[string]*oosParam{}
-	for _, p := range s.Parameters {
-		op := newOOSParam(p.Name)
-		op.description, op.constraints = p.Description, p.Constraints
-		op.keyID = firstNonEmpty(p.KeyID, op.keyID)
-		for k, v := range p.Tags {
-			op.tags[k] = v
-		}
-		values := p.Versions
-		if len(values) == 0 {
-			values = []string{p.Value}
-		}
-		for _, v := range values {
-			op.versions = append(op.versions, oosVersion{value: v, updated: now})
-		}
-		e.params[p.Name] = op
+	e.loadRegionSeed(e.primary, RegionSeed{Secrets: s.Secrets, Parameters: s.Parameters, PlainParameters: s.PlainParameters}, now)
+	for _, rs := range e.regions {
+		e.loadRegionSeed(rs, s.Regions[rs.name], now)
 	}
 	e.roles = map[string]*roleState{}
 	for _, r := range s.Roles {
@@ -594,6 +682,57 @@ func (e *Emulator) loadSeed(s *Seed) {
 	}
 	if e.opts.SessionTTL > 0 {
 		e.sessionTTL = e.opts.SessionTTL
+	}
+}
+
+// loadRegionSeed replaces a region's secrets and parameters with the
+// seed's. e.mu must be held.
+func (e *Emulator) loadRegionSeed(rs *regionState, s RegionSeed, now time.Time) {
+	rs.clear()
+	for _, sec := range s.Secrets {
+		versions, _ := secretVersionsFromSeed(sec) // validated by New
+		base := now.Truncate(time.Second).Add(-time.Duration(len(versions)-1) * time.Second)
+		created := time.Time{}
+		for i, v := range versions {
+			if v.created.IsZero() {
+				v.created = base.Add(time.Duration(i) * time.Second)
+			}
+			if created.IsZero() || v.created.Before(created) {
+				created = v.created
+			}
+		}
+		ks := &kmsSecret{name: sec.Name, typ: firstNonEmpty(sec.Type, "Generic"), description: sec.Description, created: created, versions: versions, nextNum: len(versions), tags: map[string]string{}}
+		for k, v := range sec.Tags {
+			ks.tags[k] = v
+		}
+		rs.secrets[sec.Name] = ks
+	}
+	for _, set := range []struct {
+		params []Parameter
+		into   map[string]*oosParam
+		plain  bool
+	}{{s.Parameters, rs.params, false}, {s.PlainParameters, rs.plain, true}} {
+		for _, p := range set.params {
+			op := newOOSParam(p.Name)
+			if set.plain {
+				op = newPlainParam(p.Name, firstNonEmpty(p.Type, plainTypeString))
+			}
+			op.description, op.constraints = p.Description, p.Constraints
+			if !set.plain {
+				op.keyID = firstNonEmpty(p.KeyID, op.keyID)
+			}
+			for k, v := range p.Tags {
+				op.tags[k] = v
+			}
+			values := p.Versions
+			if len(values) == 0 {
+				values = []string{p.Value}
+			}
+			for _, v := range values {
+				op.versions = append(op.versions, oosVersion{value: v, updated: now})
+			}
+			set.into[p.Name] = op
+		}
 	}
 }
 

@@ -59,11 +59,16 @@ type Emulator struct {
 	account string
 	logf    func(string, ...any)
 
-	mu         sync.Mutex
-	keys       map[string]*accessKeyState
-	sessions   map[string]*session
-	secrets    map[string]*kmsSecret
-	params     map[string]*oosParam
+	// lifeMu serializes Start, AddRegion and Close.
+	lifeMu sync.Mutex
+
+	mu       sync.Mutex
+	keys     map[string]*accessKeyState
+	sessions map[string]*session
+	// primary is the region served on the emulator's own ports; regions
+	// are the others (AddRegion, Seed.Regions), by name.
+	primary    *regionState
+	regions    map[string]*regionState
 	roles      map[string]*roleState // by lower-case ARN
 	policies   map[string]Policy
 	imds       imdsState
@@ -76,7 +81,6 @@ type Emulator struct {
 	faults   faultSet
 	counters counterSet
 	reqlog   requestLog
-	down     atomic.Bool
 
 	ca        *CA
 	tlsCert   tls.Certificate
@@ -126,6 +130,14 @@ func New(seed *Seed, opts Options) (*Emulator, error) {
 	}
 	e.region = firstNonEmpty(opts.Region, seed.Region, DemoRegion)
 	e.account = firstNonEmpty(seed.AccountID, DemoAccountID)
+	e.primary = newRegionState(e.region)
+	e.regions = map[string]*regionState{}
+	for name := range seed.Regions {
+		if name == e.region {
+			return nil, fmt.Errorf("emulator seed: regions[%q]: is the primary region; put its objects at the top level", name)
+		}
+		e.regions[name] = newRegionState(name)
+	}
 	e.reqlog.init(opts.RequestLogSize)
 	e.forwardTransport = &http.Transport{Proxy: nil, DisableKeepAlives: true}
 	e.loadSeed(e.seed)
@@ -147,6 +159,8 @@ func New(seed *Seed, opts Options) (*Emulator, error) {
 
 // Start opens both listeners, writes the CA file and serves in the background.
 func (e *Emulator) Start() error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
 	if !e.started.CompareAndSwap(false, true) {
 		return errors.New("emulator: already started")
 	}
@@ -191,6 +205,14 @@ func (e *Emulator) Start() error {
 	go func() { defer e.serveWG.Done(); _ = e.httpSrv.Serve(e.httpLn) }()
 	go func() { defer e.serveWG.Done(); _ = e.tlsSrv.Serve(e.tlsLn) }()
 	e.logf("emulator: API %s, TLS %s, CA %s, region %s", e.URL(), e.TLSEndpoint(), e.caFile, e.region)
+	e.mu.Lock()
+	extra := e.extraRegionsLocked()
+	e.mu.Unlock()
+	for _, rs := range extra {
+		if err := e.startRegion(rs); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -198,6 +220,7 @@ func (e *Emulator) Start() error {
 // file if the emulator created it.
 func (e *Emulator) Close() error {
 	e.closeOnce.Do(func() {
+		e.lifeMu.Lock()
 		close(e.closing)
 		if e.httpSrv != nil {
 			_ = e.httpSrv.Close()
@@ -205,6 +228,16 @@ func (e *Emulator) Close() error {
 		if e.tlsSrv != nil {
 			_ = e.tlsSrv.Close()
 		}
+		e.mu.Lock()
+		extra := e.extraRegionsLocked()
+		e.mu.Unlock()
+		for _, rs := range extra {
+			if rs.httpSrv != nil {
+				_ = rs.httpSrv.Close()
+				_ = rs.tlsSrv.Close()
+			}
+		}
+		e.lifeMu.Unlock()
 		e.tunnels.closeAll()
 		e.serveWG.Wait()
 		e.inflight.closeAndWait()
@@ -266,19 +299,21 @@ func (e *Emulator) CAPEM() []byte { return append([]byte(nil), e.ca.CertPEM...) 
 // CA returns the emulator's CA, to share it with another emulator.
 func (e *Emulator) CA() *CA { return e.ca }
 
-// Region is the emulated region.
+// Region is the primary region: the one served on Endpoint() and
+// TLSEndpoint(). See AddRegion for the others.
 func (e *Emulator) Region() string { return e.region }
 
 // AccountID is the emulated account.
 func (e *Emulator) AccountID() string { return e.account }
 
-// SetDown makes every API, STS, metadata and credentials-URI request fail
-// with a connection reset (true) or serve normally again (false). The
-// ports stay the same and the control API keeps working.
-func (e *Emulator) SetDown(down bool) { e.down.Store(down) }
+// SetDown makes every API, STS, metadata and credentials-URI request to
+// the primary ports fail with a connection reset (true) or serve normally
+// again (false). The ports stay the same and the control API keeps
+// working. Other regions have their own switch: SetRegionDown.
+func (e *Emulator) SetDown(down bool) { e.primary.down.Store(down) }
 
 // Down reports the SetDown state.
-func (e *Emulator) Down() bool { return e.down.Load() }
+func (e *Emulator) Down() bool { return e.primary.down.Load() }
 
 // ServeHTTP dispatches one request: control API, metadata service, proxy
 // forwarding or the cloud API.
@@ -362,23 +397,21 @@ func (e *Emulator) forward(w http.ResponseWriter, r *http.Request) {
 // serveConnect tunnels CONNECT requests for *.aliyuncs.com (and this
 // emulator's own TLS port) to the TLS listener, whose certificate covers
 // those names, so HTTPS_PROXY-driven clients reach the emulator too.
+//
+// kms.<region>.aliyuncs.com and oos.<region>.aliyuncs.com of a region added
+// with AddRegion (and that region's TLS address) go to that region's TLS
+// listener instead.
 func (e *Emulator) serveConnect(w http.ResponseWriter, r *http.Request) {
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
-	}
-	e.ownHostsMu.RLock()
-	own := e.ownHosts[r.Host]
-	e.ownHostsMu.RUnlock()
-	if !own && !strings.HasSuffix(host, ".aliyuncs.com") {
+	endpoint, rs, ok := e.connectTarget(r.Host)
+	if !ok {
 		http.Error(w, "emulator proxy: CONNECT only to *.aliyuncs.com", http.StatusForbidden)
 		return
 	}
-	if e.down.Load() {
+	if rs.down.Load() {
 		resetConn(w)
 		return
 	}
-	upstream, err := net.Dial("tcp", e.TLSEndpoint())
+	upstream, err := net.Dial("tcp", endpoint)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
