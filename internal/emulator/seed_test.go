@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	kms "github.com/alibabacloud-go/kms-20160120/v3/client"
 	"github.com/alibabacloud-go/tea/tea"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/emulator"
@@ -136,5 +137,83 @@ func TestDemoSeed(t *testing.T) {
 	s.Secrets[0].Value = "changed"
 	if emulator.DemoSeed().Secrets[0].Value != emulator.DemoSecretJSONValue {
 		t.Fatal("DemoSeed shares state")
+	}
+}
+
+// TestSeedRegionsAndPlainParameters reads the fields of the Seed example
+// that name regions, plain parameters, tags and creation times.
+func TestSeedRegionsAndPlainParameters(t *testing.T) {
+	seed, err := emulator.ParseSeed([]byte(`
+accessKeys: [{id: AK1, secret: S1}]
+secrets:
+  - name: tagged
+    value: x
+    description: for ListSecrets filters
+    tags: {team: payments}
+  - name: dated
+    versions:
+      - {id: v1, data: old, createTime: "2024-01-02T03:04:05Z"}
+      - {id: v2, data: new, stages: [ACSCurrent]}
+parameters:
+  - name: /app/prod/db
+    value: s3cret
+plainParameters:
+  - name: /app/prod/endpoint
+    value: db.internal:5432
+  - name: hosts
+    type: StringList
+    value: a,b,c
+regions:
+  cn-shanghai:
+    secrets: [{name: db-creds, value: '{"username":"sh"}'}]
+    parameters: [{name: test, value: sh}]
+    plainParameters: [{name: endpoint, value: sh.internal}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, seed, emulator.Options{})
+	if got := e.Regions(); len(got) != 2 || got[1] != "cn-shanghai" {
+		t.Fatalf("Regions = %v", got)
+	}
+	kc := kmsClient(t, e, akCred(t, "AK1", "S1"))
+	old := mustSecret(t, kc, "dated", func(r *kms.GetSecretValueRequest) { r.VersionId = tea.String("v1") })
+	if tea.StringValue(old.CreateTime) != "2024-01-02T03:04:05Z" {
+		t.Fatalf("v1 CreateTime = %s", tea.StringValue(old.CreateTime))
+	}
+	if got := tea.StringValue(mustSecret(t, kmsClient(t, e, akCred(t, "AK1", "S1"), inRegion(e, "cn-shanghai")), "db-creds").SecretData); got != `{"username":"sh"}` {
+		t.Fatalf("shanghai db-creds = %q", got)
+	}
+	if v, err := getPlain(oosClient(t, e, akCred(t, "AK1", "S1")), "hosts"); err != nil || v != "a,b,c" {
+		t.Fatalf("hosts = %q, %v", v, err)
+	}
+}
+
+func TestParseSeedValidatesRegionsAndPlainParameters(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"regions: {cn-shanghai: {secrets: [{name: a, valeu: x}]}}", `regions["cn-shanghai"].secrets[0].valeu: unknown field`},
+		{"regions: {cn-shanghai: {secrets: [{name: a}]}}", `regions["cn-shanghai"].secrets[0]: give value or versions`},
+		{"regions: {Shanghai: {}}", `regions["Shanghai"]: region "Shanghai" must look like`},
+		{"regions: {cn-hangzhou: {}}", `regions["cn-hangzhou"]: is the primary region`},
+		{"region: cn-beijing\nregions: {cn-beijing: {}}", `regions["cn-beijing"]: is the primary region`},
+		{"plainParameters: [{name: p, value: v, type: Number}]", "plainParameters[0].type: must be String or StringList"},
+		{"plainParameters: [{name: p, value: v}, {name: p, value: w}]", "plainParameters[1].name: duplicate parameter"},
+		{"plainParameters: [{name: OOS_p, value: v}]", "must not start"},
+		{"parameters: [{name: p, value: v, type: String}]", "parameters[0].type: encrypted parameters are always Secret"},
+		{"secrets: [{name: a, versions: [{id: v1, data: x, stages: [ACSCurrent], createTime: yesterday}]}]", "createTime: want RFC 3339"},
+		{"secrets: [{name: a, value: x, tags: {'': v}}]", "secrets[0].tags: empty tag key"},
+	} {
+		_, err := emulator.ParseSeed([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error containing %q", tc.yaml, err, tc.want)
+		}
+	}
+	// A plain parameter name may be 200 characters long, an encrypted one 180.
+	long := strings.Repeat("p", 200)
+	if _, err := emulator.ParseSeed([]byte("plainParameters: [{name: " + long + ", value: v}]")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emulator.ParseSeed([]byte("parameters: [{name: " + long + ", value: v}]")); err == nil {
+		t.Fatal("a 200-character encrypted parameter name should be refused")
 	}
 }
