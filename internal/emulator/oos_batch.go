@@ -140,19 +140,29 @@ func (e *Emulator) oosListVersions(c *call, id *identity, store oosStore, action
 	}
 
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	p, ok := store.of(c.rs)[name]
-	if !ok {
-		c.writeError(errf(http.StatusNotFound, "EntityNotExists.Parameter", "The Parameter (%s) does not exist.", name))
+	body, apiErr := e.oosVersionsPage(store.of(c.rs), name, pos, resume, maxResults, withValue)
+	e.mu.Unlock()
+	if apiErr != nil {
+		c.writeError(apiErr)
 		return
 	}
-	// Versions newest first; a token holds the last version answered.
+	body["RequestId"] = c.requestID
+	c.writeJSON(http.StatusOK, body)
+}
+
+// oosVersionsPage renders one page of a parameter's versions, newest
+// first, resuming below the version in the token. e.mu must be held.
+func (e *Emulator) oosVersionsPage(m map[string]*oosParam, name, pos string, resume bool, maxResults int, withValue bool) (map[string]any, *apiError) {
+	p, ok := m[name]
+	if !ok {
+		return nil, errf(http.StatusNotFound, "EntityNotExists.Parameter", "The Parameter (%s) does not exist.", name)
+	}
+	// A token holds the last version answered.
 	next := len(p.versions)
 	if resume {
 		n, err := strconv.Atoi(pos)
 		if err != nil || n < 1 || n > len(p.versions) {
-			c.writeError(errf(http.StatusBadRequest, "InvalidParameter", "The parameter NextToken is invalid."))
-			return
+			return nil, errf(http.StatusBadRequest, "InvalidParameter", "The parameter NextToken is invalid.")
 		}
 		next = n - 1
 	}
@@ -170,7 +180,6 @@ func (e *Emulator) oosListVersions(c *call, id *identity, store oosStore, action
 		versions = append(versions, item)
 	}
 	body := map[string]any{
-		"RequestId":         c.requestID,
 		"Name":              p.name,
 		"Id":                p.id,
 		"Type":              p.typ,
@@ -184,7 +193,7 @@ func (e *Emulator) oosListVersions(c *call, id *identity, store oosStore, action
 	if last := next - len(versions) + 1; len(versions) > 0 && last > 1 {
 		body["NextToken"] = encodeToken(strconv.Itoa(last))
 	}
-	c.writeJSON(http.StatusOK, body)
+	return body, nil
 }
 
 // oosGetSecretParametersByPath implements OOS GetSecretParametersByPath
