@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -153,6 +154,9 @@ func NewGRPCServer(path string, srv *Server) (*GRPCServer, error) {
 	g := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(RecoverInterceptor(srv.log(), srv.obs())),
 		grpc.MaxRecvMsgSize(4<<20),
+		// Reused handler goroutines keep the stack a Mount grew, instead of
+		// a fresh goroutine growing (copying) it again on every call.
+		grpc.NumStreamWorkers(uint32(max(runtime.NumCPU(), 2))), //nolint:gosec // a CPU count
 		grpc.MaxSendMsgSize(max(64<<20, srv.maxResponseBytes())),
 	)
 	v1alpha1.RegisterCSIDriverProviderServer(g, srv)

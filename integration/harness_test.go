@@ -34,6 +34,9 @@ import (
 var providerBin string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(floorEnv); sock != "" {
+		os.Exit(runFloor(sock, os.Getenv(floorRespEnv)))
+	}
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"} {
 		_ = os.Unsetenv(k)
 	}
