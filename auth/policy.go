@@ -25,6 +25,9 @@ type PolicyRule struct {
 	ServiceAccount string   `json:"serviceAccount,omitempty"` // default "*"
 	KMS            []string `json:"kms,omitempty"`
 	OOS            []string `json:"oos,omitempty"`
+	// OOSParameters are the common (plain) OOS parameters, objectType
+	// oos-parameter: a name space apart from the encrypted ones under oos.
+	OOSParameters []string `json:"oosParameters,omitempty"`
 	// Roles are the RAM role ARNs (globs) an object's crossAccountRoleArn
 	// may name. With a policy loaded, a role no rule lists is refused.
 	Roles []string `json:"roles,omitempty"`
@@ -36,7 +39,8 @@ type PolicyRule struct {
 //	  - namespace: payments          # glob
 //	    serviceAccount: "*"          # glob, default "*"
 //	    kms: ["payments/*"]          # object-name globs per type
-//	    oos: ["payments-*"]
+//	    oos: ["payments-*"]           # encrypted parameters
+//	    oosParameters: ["payments-*"] # common parameters (objectType oos-parameter)
 //	    roles: ["acs:ram::1234567890123456:role/payments-*"]   # crossAccountRoleArn
 //
 // With a policy loaded, a Mount is refused before any upstream call unless
@@ -68,13 +72,13 @@ func ParsePolicy(data []byte) ([]PolicyRule, error) {
 		if r.ServiceAccount == "" {
 			r.ServiceAccount = "*"
 		}
-		if len(r.KMS) == 0 && len(r.OOS) == 0 && len(r.Roles) == 0 {
-			errs = append(errs, fmt.Errorf("%s: allows nothing: list object-name globs under kms and/or oos (and role ARN globs under roles)", where))
+		if len(r.KMS) == 0 && len(r.OOS) == 0 && len(r.OOSParameters) == 0 && len(r.Roles) == 0 {
+			errs = append(errs, fmt.Errorf("%s: allows nothing: list object-name globs under kms, oos and/or oosParameters (and role ARN globs under roles)", where))
 		}
 		for _, l := range []struct {
 			name  string
 			globs []string
-		}{{"kms", r.KMS}, {"oos", r.OOS}, {"roles", r.Roles}} {
+		}{{"kms", r.KMS}, {"oos", r.OOS}, {"oosParameters", r.OOSParameters}, {"roles", r.Roles}} {
 			for j, g := range l.globs {
 				if strings.TrimSpace(g) == "" || strings.TrimSpace(g) != g {
 					errs = append(errs, fmt.Errorf("%s.%s[%d]: %q is empty or has surrounding spaces", where, l.name, j, g))
@@ -181,8 +185,8 @@ func (p *Policy) Watch(ctx context.Context, every time.Duration) {
 }
 
 // Allow reports whether the pods of namespace running as serviceAccount may
-// mount the object of objectType ("kms" or "oos") named name. A refusal
-// names the rule that would allow it.
+// mount the object of objectType ("kms", "oos" or "oos-parameter") named
+// name. A refusal names the rule that would allow it.
 func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error {
 	if namespace == "" {
 		return fmt.Errorf("policy %s: the mount carries no pod namespace (csi.storage.k8s.io/pod.namespace), so no rule can apply; the CSIDriver must have podInfoOnMount: true", p.path)
@@ -203,6 +207,8 @@ func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error
 			globs = r.KMS
 		case "oos":
 			globs = r.OOS
+		case "oos-parameter":
+			globs = r.OOSParameters
 		case PolicyRoles:
 			globs = r.Roles
 		}
@@ -231,7 +237,11 @@ func (p *Policy) Allow(namespace, serviceAccount, objectType, name string) error
 	if applying > 0 {
 		why = fmt.Sprintf("%d rule(s) apply to it, but none lists this %s name", applying, objectType)
 	}
-	fix := fmt.Sprintf("to allow it add the rule {namespace: %q, serviceAccount: %q, %s: [%q]}", namespace, sa, objectType, nameQ)
+	key := objectType
+	if key == "oos-parameter" {
+		key = "oosParameters"
+	}
+	fix := fmt.Sprintf("to allow it add the rule {namespace: %q, serviceAccount: %q, %s: [%q]}", namespace, sa, key, nameQ)
 	if nsQ != namespace || saQ != sa {
 		fix = "no Kubernetes namespace or service account has a name that long"
 	}

@@ -141,11 +141,14 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	defer func() {
 		d := time.Since(start)
 		s.obs().Mount(outcome, d)
-		attrs := []any{"pod", logAttr(pod), "namespace", logAttr(ns), "objects", nObjects, "cache", cacheSummary, "duration", d.Round(time.Microsecond).String(), "outcome", outcome}
+		attrs := make([]slog.Attr, 0, 8)
+		attrs = append(attrs, slog.String("pod", logAttr(pod)), slog.String("namespace", logAttr(ns)), slog.Int("objects", nObjects),
+			slog.String("cache", cacheSummary), slog.String("duration", d.Round(time.Microsecond).String()), slog.String("outcome", outcome))
 		if err != nil {
-			log.Warn("mount failed", append(attrs, "code", status.Code(err).String(), "error", textutil.Clip(status.Convert(err).Message(), maxLoggedError))...)
+			attrs = append(attrs, slog.String("code", status.Code(err).String()), slog.String("error", textutil.Clip(status.Convert(err).Message(), maxLoggedError)))
+			log.LogAttrs(ctx, slog.LevelWarn, "mount failed", attrs...)
 		} else {
-			log.Info("mount", attrs...)
+			log.LogAttrs(ctx, slog.LevelInfo, "mount", attrs...)
 		}
 	}()
 
@@ -214,10 +217,18 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		return nil, status.Error(grpcCode(err), err.Error())
 	}
 	fetch.SortFiles(files)
-	resp = &v1alpha1.MountResponse{}
-	for _, f := range files {
-		resp.Files = append(resp.Files, &v1alpha1.File{Path: f.Path, Mode: mode, Contents: f.Data.Reveal()})
-		resp.ObjectVersion = append(resp.ObjectVersion, &v1alpha1.ObjectVersion{Id: f.ID, Version: f.Version})
+	resp = &v1alpha1.MountResponse{
+		Files:         make([]*v1alpha1.File, len(files)),
+		ObjectVersion: make([]*v1alpha1.ObjectVersion, len(files)),
+	}
+	pf, pv := make([]v1alpha1.File, len(files)), make([]v1alpha1.ObjectVersion, len(files))
+	for i, f := range files {
+		pf[i].Path, pf[i].Mode, pf[i].Contents = f.Path, mode, f.Data.Reveal()
+		if f.Mode != 0 {
+			pf[i].Mode = f.Mode // the object's filePermission
+		}
+		pv[i].Id, pv[i].Version = f.ID, f.Version
+		resp.Files[i], resp.ObjectVersion[i] = &pf[i], &pv[i]
 	}
 	// The driver's gRPC client measures the encoded message, so this does.
 	if n, limit := proto.Size(resp), s.maxResponseBytes(); n > limit {
@@ -259,20 +270,30 @@ func tooLarge(files []fetch.File, n, limit int) string {
 		mib(n), mib(limit), len(files), total, strings.Join(largest, ", "))
 }
 
+// summaryOrder is the order of the outcomes in a Mount's "cache" log field.
+var summaryOrder = [...]fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeError}
+
+// summarize counts the outcomes of a Mount's objects: "hit=9,miss=1".
 func summarize(rs []fetch.ObjectResult) string {
-	counts := map[fetch.Outcome]int{}
+	var counts [len(summaryOrder)]int
 	for _, r := range rs {
-		if r.Outcome != "" {
-			counts[r.Outcome]++
+		for i, o := range summaryOrder {
+			if r.Outcome == o {
+				counts[i]++
+				break
+			}
 		}
 	}
-	var parts []string
-	for _, o := range []fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeError} {
-		if counts[o] > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", o, counts[o]))
+	b := make([]byte, 0, 32)
+	for i, o := range summaryOrder {
+		if counts[i] > 0 {
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, o...), '='), strconv.Itoa(counts[i])...)
 		}
 	}
-	return strings.Join(parts, ",")
+	return string(b)
 }
 
 // parseJSONMap parses a JSON object of strings; "", "null" and "{}" are empty.

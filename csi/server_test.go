@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 )
 
 type countPanics struct{ n int }
@@ -111,5 +113,15 @@ func TestMountRefusesBadPermission(t *testing.T) {
 	}
 	if len(obs.got) != 1 || obs.got[0] != "invalid" {
 		t.Fatalf("outcomes %v, want [invalid]", obs.got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	rs := []fetch.ObjectResult{{Outcome: fetch.OutcomeMiss}, {Outcome: fetch.OutcomeHit}, {}, {Outcome: fetch.OutcomeHit}, {Outcome: fetch.OutcomeError}}
+	if got, want := summarize(rs), "hit=2,miss=1,error=1"; got != want {
+		t.Fatalf("summarize = %q, want %q", got, want)
+	}
+	if got := summarize(nil); got != "" {
+		t.Fatalf("summarize(nil) = %q", got)
 	}
 }

@@ -21,17 +21,21 @@ type Key struct {
 	Type     ObjectType
 	Name     string
 	Selector string // version selector (Object.Selector)
-}
-
-func (k Key) id() string {
-	return strings.Join([]string{k.Identity, k.Region, k.Endpoint, string(k.Type), k.Name, k.Selector}, "\x00")
+	// Failover is the region read when Region is unavailable: an object
+	// with one never shares an entry with one without.
+	Failover string
 }
 
 // Entry is an immutable snapshot of a value. A refresh publishes a new
 // Entry; readers holding an old one keep consistent bytes.
 type Entry struct {
-	Data      Bytes
-	Version   string
+	Data    Bytes
+	Version string
+	// Binary marks a KMS binary secret, whose Data is already decoded.
+	Binary bool
+	// History is the current version first and then older ones, for an
+	// objectVersionHistory read; Data and Version are History[0]'s.
+	History   []Version
 	FetchedAt time.Time
 }
 
@@ -70,6 +74,9 @@ type Observer interface {
 	UpstreamCall(t ObjectType, name, code string, d time.Duration)
 	Retry(t ObjectType, k Kind)
 	RateLimitWait(t ObjectType, d time.Duration)
+	// Failover counts a read sent to a failover region, and whether it
+	// succeeded there.
+	Failover(t ObjectType, ok bool)
 }
 
 // NopObserver ignores everything.
@@ -82,6 +89,7 @@ func (NopObserver) CacheEntries(int)                                       {}
 func (NopObserver) UpstreamCall(ObjectType, string, string, time.Duration) {}
 func (NopObserver) Retry(ObjectType, Kind)                                 {}
 func (NopObserver) RateLimitWait(ObjectType, time.Duration)                {}
+func (NopObserver) Failover(ObjectType, bool)                              {}
 
 // CacheOptions tune the cache; zero values take the documented defaults.
 type CacheOptions struct {
@@ -152,11 +160,11 @@ func (o *CacheOptions) defaults() {
 type Cache struct {
 	opts CacheOptions
 
-	mu    sync.RWMutex // a hit takes only the read lock
-	items map[string]*record
+	mu    sync.RWMutex       // a hit takes only the read lock
+	items map[string]*record // by Key.appendID; a lookup allocates nothing
 
 	flMu    sync.Mutex
-	flights map[string]*flight // by key id: the one upstream fetch in progress
+	flights map[string]*flight // the one upstream fetch in progress, by record id
 
 	subMu sync.Mutex
 	subs  map[int]func(Event)
@@ -172,17 +180,22 @@ type Cache struct {
 }
 
 type record struct {
-	key      Key
+	// id is the key's map id (Key.appendID), and the only copy of the key
+	// a record keeps: key() reads it back for the rare log line or event.
+	id       string
 	entry    atomic.Pointer[Entry]
 	fetch    atomic.Pointer[FetchFunc] // latest caller's, so refreshes use fresh credentials
 	lastRead atomic.Int64              // unix nanos of opts.Now
 	pins     atomic.Int32
 	busy     atomic.Bool // a background refresh is running
+	// fail is the last fetch's failure while the record is failing, nil
+	// once a fetch succeeds.
+	fail atomic.Pointer[failure]
+}
 
-	mu        sync.Mutex
-	lastErr   error
-	lastErrAt time.Time
-	failing   bool
+type failure struct {
+	err error
+	at  time.Time
 }
 
 func (r *record) fetchFn() FetchFunc {
@@ -227,26 +240,52 @@ func (c *Cache) Len() int {
 	return len(c.items)
 }
 
+// appendID appends k's map id: its fields joined by NUL, which no field
+// holds. A lookup indexes the map with string(id) of a stack buffer, which
+// the compiler does without allocating; only a new record keeps a copy.
+func (k *Key) appendID(b []byte) []byte {
+	for i, f := range [...]string{k.Identity, k.Region, k.Endpoint, string(k.Type), k.Name, k.Selector, k.Failover} {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, f...)
+	}
+	return b
+}
+
+// key reads the record's Key back from its id.
+func (r *record) key() Key {
+	var f [7]string
+	rest := r.id
+	for i := range f {
+		f[i], rest, _ = strings.Cut(rest, "\x00")
+	}
+	return Key{Identity: f[0], Region: f[1], Endpoint: f[2], Type: ObjectType(f[3]), Name: f[4], Selector: f[5], Failover: f[6]}
+}
+
 func (c *Cache) lookup(k Key) *record {
+	var buf [256]byte
+	id := k.appendID(buf[:0])
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.items[k.id()]
+	return c.items[string(id)]
 }
 
 // record returns the record for k, creating it; a non-nil fetch replaces the
 // stored fetch function so background refreshes use the newest credential.
 func (c *Cache) record(k Key, fetch FetchFunc) *record {
-	id := k.id()
+	var buf [256]byte
+	id := k.appendID(buf[:0])
 	c.mu.RLock()
-	r := c.items[id]
+	r := c.items[string(id)]
 	c.mu.RUnlock()
 	if r == nil {
 		c.mu.Lock()
-		if r = c.items[id]; r == nil {
-			r = &record{key: k}
+		if r = c.items[string(id)]; r == nil {
+			r = &record{id: string(id)}
 			// Born read: the sweep does not take a new record for idle.
 			r.lastRead.Store(c.opts.Now().UnixNano())
-			c.items[id] = r
+			c.items[r.id] = r
 		}
 		c.mu.Unlock()
 	}
@@ -258,7 +297,7 @@ func (c *Cache) record(k Key, fetch FetchFunc) *record {
 
 // drop removes r, unless another record has taken its key since.
 func (c *Cache) drop(r *record) {
-	id := r.key.id()
+	id := r.id
 	c.mu.Lock()
 	gone := c.items[id] == r
 	if gone {
@@ -324,6 +363,28 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 	return ne, o, nil
 }
 
+// Fresh is Get's answer when it can be given without waiting: k's entry if
+// it is cached and within its TTL (a hit, counted as one). Otherwise it
+// reports false and does nothing; call Get. A warm Mount answers from here
+// on its own goroutine instead of starting one per object.
+func (c *Cache) Fresh(k Key, fetch FetchFunc) (*Entry, bool) {
+	r := c.lookup(k)
+	if r == nil {
+		return nil, false
+	}
+	e := r.entry.Load()
+	now := c.opts.Now()
+	if e == nil || now.Sub(e.FetchedAt) >= c.opts.TTL {
+		return nil, false
+	}
+	r.lastRead.Store(now.UnixNano())
+	if fetch != nil {
+		r.fetch.Store(&fetch)
+	}
+	c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeHit)
+	return e, true
+}
+
 // servesStale reports whether a failed fetch may be ridden out with the
 // last good value: throttling, outages, timeouts and the unknown. A secret
 // deleted upstream, an access revoked or a credential rejected is an
@@ -365,10 +426,8 @@ func (c *Cache) staleOr(k Key, e *Entry, age time.Duration, err error) (*Entry, 
 }
 
 func (c *Cache) recentFailure(r *record, now time.Time) (error, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failing && now.Sub(r.lastErrAt) < c.opts.RetryFailedAfter {
-		return r.lastErr, true
+	if f := r.fail.Load(); f != nil && now.Sub(f.at) < c.opts.RetryFailedAfter {
+		return f.err, true
 	}
 	return nil, false
 }
@@ -410,7 +469,7 @@ func (c *Cache) load(ctx context.Context, r *record, seen *Entry) (*Entry, bool,
 // again. The check is under the same lock that ends a flight, after its
 // result is published, so a caller never fetches again what it just missed.
 func (c *Cache) begin(r *record, seen *Entry) (f *flight, leader bool) {
-	id := r.key.id()
+	id := r.id
 	c.flMu.Lock()
 	defer c.flMu.Unlock()
 	if f = c.flights[id]; f != nil {
@@ -431,7 +490,7 @@ func (c *Cache) begin(r *record, seen *Entry) (f *flight, leader bool) {
 func (c *Cache) fly(base context.Context, r *record, f *flight) {
 	defer func() {
 		c.flMu.Lock()
-		delete(c.flights, r.key.id())
+		delete(c.flights, r.id)
 		c.flMu.Unlock()
 		close(f.done)
 	}()
@@ -451,10 +510,7 @@ func (c *Cache) fly(base context.Context, r *record, f *flight) {
 func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 	now := c.opts.Now()
 	if err != nil {
-		r.mu.Lock()
-		first := !r.failing
-		r.failing, r.lastErr, r.lastErrAt = true, err, now
-		r.mu.Unlock()
+		first := r.fail.Swap(&failure{err: err, at: now}) == nil
 		var revoked *Entry
 		if !servesStale(err) {
 			revoked = r.entry.Swap(nil)
@@ -465,32 +521,41 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 		switch {
 		case revoked != nil:
 			c.opts.Logger.Warn("refresh refused upstream (deleted, access revoked or credential rejected): the value is no longer served",
-				"type", r.key.Type, "object", r.key.Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
+				"type", r.key().Type, "object", r.key().Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
 		case first && r.entry.Load() != nil:
 			c.opts.Logger.Warn("refresh failed; serving the last good value until it recovers or --max-stale passes",
-				"type", r.key.Type, "object", r.key.Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
+				"type", r.key().Type, "object", r.key().Name, "code", errCode(err), "kind", KindOf(err).String(), "error", err.Error())
 		}
-		c.opts.Observer.CacheRefresh(r.key.Type, false, err)
+		c.opts.Observer.CacheRefresh(r.key().Type, false, err)
 		if revoked != nil {
-			c.emit(Event{Key: r.key, Old: revoked, New: nil, Err: err})
+			c.emit(Event{Key: r.key(), Old: revoked, New: nil, Err: err})
 		}
 		return nil, err
 	}
-	ne := &Entry{Data: res.Data, Version: res.Version, FetchedAt: now}
+	ne := &Entry{Data: res.Data, Version: res.Version, Binary: res.Binary, History: res.History, FetchedAt: now}
 	old := r.entry.Swap(ne)
-	r.mu.Lock()
-	recovered := r.failing && old != nil
-	r.failing, r.lastErr = false, nil
-	r.mu.Unlock()
+	recovered := r.fail.Swap(nil) != nil && old != nil
 	if recovered {
-		c.opts.Logger.Info("refresh recovered", "type", r.key.Type, "object", r.key.Name, "version", ne.Version)
+		c.opts.Logger.Info("refresh recovered", "type", r.key().Type, "object", r.key().Name, "version", ne.Version)
 	}
-	changed := old == nil || old.Version != ne.Version || !bytes.Equal(old.Data, ne.Data)
-	c.opts.Observer.CacheRefresh(r.key.Type, changed && old != nil, nil)
+	changed := old == nil || old.Version != ne.Version || !bytes.Equal(old.Data, ne.Data) || !sameHistory(old.History, ne.History)
+	c.opts.Observer.CacheRefresh(r.key().Type, changed && old != nil, nil)
 	if changed {
-		c.emit(Event{Key: r.key, Old: old, New: ne})
+		c.emit(Event{Key: r.key(), Old: old, New: ne})
 	}
 	return ne, nil
+}
+
+func sameHistory(a, b []Version) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Version != b[i].Version || !bytes.Equal(a[i].Data, b[i].Data) {
+			return false
+		}
+	}
+	return true
 }
 
 func errCode(err error) string {
@@ -575,11 +640,9 @@ func (c *Cache) Status(k Key) (Status, bool) {
 		s.Version, s.FetchedAt, s.Size = e.Version, e.FetchedAt, len(e.Data)
 		s.Stale = c.opts.Now().Sub(e.FetchedAt) >= c.opts.TTL
 	}
-	r.mu.Lock()
-	if r.failing && r.lastErr != nil {
-		s.LastError, s.ErrorAt = r.lastErr.Error(), r.lastErrAt
+	if f := r.fail.Load(); f != nil && f.err != nil {
+		s.LastError, s.ErrorAt = f.err.Error(), f.at
 	}
-	r.mu.Unlock()
 	return s, true
 }
 
@@ -660,7 +723,7 @@ func (c *Cache) sweep() {
 // evictIdle drops r if it is still unpinned and unread for IdleEvict,
 // checked again under the write lock (Pin and Get may have raced the sweep).
 func (c *Cache) evictIdle(r *record) {
-	id := r.key.id()
+	id := r.id
 	c.mu.Lock()
 	idle := c.items[id] == r && r.pins.Load() == 0 && !r.busy.Load() &&
 		c.opts.Now().Sub(time.Unix(0, r.lastRead.Load())) >= c.opts.IdleEvict

@@ -275,3 +275,16 @@ func TestSDKClientsAreBounded(t *testing.T) {
 		t.Fatalf("%d SDK clients kept, want at most %d", n, maxClients)
 	}
 }
+
+func TestRecordKeyRoundTrip(t *testing.T) {
+	for _, k := range []Key{
+		{},
+		{Identity: "fp", Region: "cn-hangzhou", Endpoint: "http://127.0.0.1:1", Type: TypeOOSParameter, Name: "a/b", Selector: "history=3", Failover: "cn-shanghai"},
+		{Identity: "fp", Type: TypeKMS, Name: "db"},
+	} {
+		r := &record{id: string(k.appendID(nil))}
+		if got := r.key(); got != k {
+			t.Fatalf("key() = %+v, want %+v", got, k)
+		}
+	}
+}

@@ -321,10 +321,14 @@ func shortNetError(err error) string {
 	return textutil.Truncate(err.Error(), 160)
 }
 
-// RAMAction is the RAM action a service's read needs, for permission hints.
-func RAMAction(t ObjectType) string {
-	if t == TypeOOS {
-		return "oos:GetSecretParameter (and kms:GetSecretValue for the parameter's KMS key)"
+// RAMAction is the RAM action a read of t needs, for permission hints.
+func RAMAction(t ObjectType, history bool) string {
+	a := RAMActions(t, history)
+	switch {
+	case t == TypeOOS:
+		return a[0] + " (and kms:GetSecretValue for the parameter's KMS key)"
+	case len(a) == 2:
+		return a[0] + " and " + a[1]
 	}
-	return "kms:GetSecretValue"
+	return a[0]
 }

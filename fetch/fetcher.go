@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/memo"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
@@ -36,6 +36,9 @@ type FetcherOptions struct {
 	Region      string // default region (--region, or the node's)
 	KMSEndpoint string // --kms-endpoint; empty: kms-vpc.<region>.aliyuncs.com
 	OOSEndpoint string // --oos-endpoint; empty: oos-vpc.<region>.aliyuncs.com
+	// KMSEndpoints and OOSEndpoints are the per-region endpoints
+	// (--kms-endpoint <region>=<endpoint>), ahead of the plain ones.
+	KMSEndpoints, OOSEndpoints map[string]string
 	// AllowedKMSEndpoints are extra glob patterns (path.Match) for per-object
 	// kmsEndpoint, on top of the built-in Alibaba Cloud patterns.
 	AllowedKMSEndpoints  []string
@@ -95,7 +98,8 @@ func NewFetcher(cache *Cache, source Source, opts FetcherOptions) *Fetcher {
 			TypeKMS: rate.NewLimiter(rate.Limit(opts.KMSQPS), opts.KMSBurst),
 			TypeOOS: rate.NewLimiter(rate.Limit(opts.OOSQPS), opts.OOSBurst),
 		},
-		obs: opts.Observer,
+		obs:   opts.Observer,
+		specs: specMemo{m: &memo.Map[specKey, *Spec]{Max: maxParsed}},
 	}
 }
 
@@ -120,6 +124,8 @@ type File struct {
 	ID      string // object_version id: "<type>/<path>"
 	Data    Bytes
 	Version string
+	Mode    int32 // filePermission; 0 for the driver's permission
+	obj     *Object
 }
 
 // ObjectResult reports how one object was served (for logs and doctor).
@@ -195,8 +201,12 @@ func (f *Fetcher) Key(id *auth.Identity, spec *Spec, o *Object) (Key, Target, er
 	if err != nil {
 		return Key{}, Target{}, err
 	}
-	t := Target{Type: o.Type, Name: o.Name, Version: o.Version, VersionLabel: o.VersionLabel, Region: region, Endpoint: ep, Instance: o.KMSEndpoint != ""}
-	return Key{Identity: id.Fingerprint, Region: region, Endpoint: ep, Type: o.Type, Name: o.Name, Selector: o.Selector()}, t, nil
+	t := Target{Type: o.Type, Name: o.Name, Version: o.Version, VersionLabel: o.VersionLabel, History: o.History, Region: region, Endpoint: ep, Instance: o.KMSEndpoint != ""}
+	k := Key{Identity: id.Fingerprint, Region: region, Endpoint: ep, Type: o.Type, Name: o.Name, Selector: o.Selector()}
+	if fr := o.FailoverRegion; fr != "" && fr != region {
+		t.FailoverRegion, k.Failover = fr, fr
+	}
+	return k, t, nil
 }
 
 // builtinKMSEndpoints are the Alibaba Cloud KMS endpoints a class may name.
@@ -209,17 +219,30 @@ func (f *Fetcher) endpoint(o *Object, region string) (string, error) {
 		}
 		return o.KMSEndpoint, nil
 	}
-	switch o.Type {
+	return f.serviceEndpoint(o.Type, region), nil
+}
+
+// serviceEndpoint is the endpoint of t's service in region, for objects
+// without a kmsEndpoint: the flag's endpoint for the region, else its
+// endpoint for every region, else the region's VPC endpoint.
+func (f *Fetcher) serviceEndpoint(t ObjectType, region string) string {
+	switch t.Service() {
 	case TypeOOS:
+		if ep := f.opts.OOSEndpoints[region]; ep != "" {
+			return ep
+		}
 		if f.opts.OOSEndpoint != "" {
-			return f.opts.OOSEndpoint, nil
+			return f.opts.OOSEndpoint
 		}
 	default:
+		if ep := f.opts.KMSEndpoints[region]; ep != "" {
+			return ep
+		}
 		if f.opts.KMSEndpoint != "" {
-			return f.opts.KMSEndpoint, nil
+			return f.opts.KMSEndpoint
 		}
 	}
-	return DefaultEndpoint(o.Type, region), nil
+	return DefaultEndpoint(t.Service(), region)
 }
 
 // CheckKMSEndpoint refuses an object's kmsEndpoint (untrusted: it comes from
@@ -260,6 +283,12 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 	var wg sync.WaitGroup
 	for i, o := range spec.Objects {
 		results[i].Object = o
+		// Cached objects are answered here; only the others get a
+		// goroutine each, so a warm Mount starts none.
+		if k, e, ok := f.fresh(id, spec, o); ok {
+			results[i].Key, results[i].Entry, results[i].Outcome = k, e, OutcomeHit
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -268,7 +297,7 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 	}
 	wg.Wait()
 
-	var files []File
+	files := make([]File, 0, len(spec.Objects))
 	me := &MountError{Total: len(spec.Objects)}
 	for i := range results {
 		r := &results[i]
@@ -276,16 +305,23 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 			me.Failures = append(me.Failures, ObjectError{r.Object, hint(r.Object, r.Key, r.Err)})
 			continue
 		}
-		of, err := ObjectFiles(r.Object, r.Entry)
-		if err != nil {
+		var err error
+		n := len(files)
+		if files, err = appendObjectFiles(files, r.Object, r.Entry); err != nil {
 			r.Err = err
 			me.Failures = append(me.Failures, ObjectError{r.Object, err})
-			continue
 		}
-		files = append(files, of...)
+		for k := n; k < len(files); k++ {
+			files[k].obj = r.Object
+		}
 	}
 	if len(me.Failures) > 0 {
 		return nil, results, me
+	}
+	if spec.dynamic {
+		if oe := checkDynamicPaths(files); oe != nil {
+			return nil, results, &MountError{Total: len(spec.Objects), Failures: []ObjectError{*oe}}
+		}
 	}
 	return files, results, nil
 }
@@ -304,6 +340,21 @@ func (f *Fetcher) Pin(id *auth.Identity, spec *Spec, o *Object) (Key, func(), er
 		return Key{}, nil, err
 	}
 	return k, f.cache.Pin(k, f.FetchFunc(id, t)), nil
+}
+
+// fresh answers o from the cache when that needs no wait (Cache.Fresh).
+// An object with a crossAccountRoleArn always takes the full path: its
+// identity comes from an STS call.
+func (f *Fetcher) fresh(id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, bool) {
+	if o.CrossAccountRoleArn != "" {
+		return Key{}, nil, false
+	}
+	k, t, err := f.Key(id, spec, o)
+	if err != nil {
+		return Key{}, nil, false
+	}
+	e, ok := f.cache.Fresh(k, f.FetchFunc(id, t))
+	return k, e, ok
 }
 
 func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, Outcome, error) {
@@ -326,45 +377,87 @@ func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec
 }
 
 // FetchFunc is the cache's fetch path for one target: the node-wide rate
-// limit and concurrency bound, and bounded retries with full jitter.
+// limit and concurrency bound, bounded retries with full jitter and, when
+// the target has a failover region and every retry failed for
+// availability, the same read there with the same identity. A value read
+// in the failover region carries the region in its version
+// ("<version>@<region>"), so the switch, and the switch back, reach the
+// pod as a new version.
 func (f *Fetcher) FetchFunc(id *auth.Identity, t Target) FetchFunc {
 	return func(ctx context.Context) (Result, error) {
-		var last error
-		for attempt := 0; attempt < f.opts.Retry.MaxAttempts; attempt++ {
-			if attempt > 0 {
-				d := backoff(f.opts.Retry, attempt, last)
-				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-					return Result{}, last
-				}
-				f.obs.Retry(t.Type, KindOf(last))
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return Result{}, last
-				}
+		res, err := f.retry(ctx, id, t)
+		if err == nil || t.FailoverRegion == "" || !failsOver(err) || ctx.Err() != nil {
+			return res, err
+		}
+		ft := t
+		ft.Region, ft.Endpoint, ft.FailoverRegion = t.FailoverRegion, f.serviceEndpoint(t.Type, t.FailoverRegion), ""
+		fres, ferr := f.retry(ctx, id, ft)
+		f.obs.Failover(t.Type, ferr == nil)
+		if ferr != nil {
+			return Result{}, fmt.Errorf("%w; the failover region %s failed too: %v", err, t.FailoverRegion, ferr) //nolint:errorlint // the primary's error is the one classified
+		}
+		suffix := "@" + t.FailoverRegion
+		fres.Version += suffix
+		if len(fres.History) > 0 {
+			hist := make([]Version, len(fres.History))
+			for i, v := range fres.History {
+				hist[i] = Version{Data: v.Data, Version: v.Version + suffix}
 			}
-			res, err := f.once(ctx, id, t)
-			if err == nil {
-				return res, nil
+			fres.History = hist
+		}
+		return fres, nil
+	}
+}
+
+// failsOver reports whether a failure in the primary region sends the read
+// to the failover region: the region is unavailable (connection errors,
+// timeouts, 5xx) or throttling. A missing object, a denial or a rejected
+// credential is the answer, and is the same in every region.
+func failsOver(err error) bool {
+	switch KindOf(err) {
+	case KindUnavailable, KindDeadline, KindThrottled:
+		return true
+	}
+	return false
+}
+
+// retry reads t with the retry policy.
+func (f *Fetcher) retry(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	var last error
+	for attempt := 0; attempt < f.opts.Retry.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			d := backoff(f.opts.Retry, attempt, last)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+				return Result{}, last
 			}
-			last = err
-			if !KindOf(err).Retryable() || ctx.Err() != nil {
-				return Result{}, err
+			f.obs.Retry(t.Type, KindOf(last))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return Result{}, last
 			}
 		}
-		return Result{}, last
+		res, err := f.once(ctx, id, t)
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		if !KindOf(err).Retryable() || ctx.Err() != nil {
+			return Result{}, err
+		}
 	}
+	return Result{}, last
 }
 
 func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
 	start := time.Now()
-	if err := f.limit[t.Type].Wait(ctx); err != nil {
-		return Result{}, &Error{Kind: KindDeadline, Service: t.Type, Message: fmt.Sprintf("the node's client-side rate limit (--%s-qps) would delay this call past the request's deadline", t.Type), Err: err}
+	if err := f.limit[t.Type.Service()].Wait(ctx); err != nil {
+		return Result{}, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: fmt.Sprintf("the node's client-side rate limit (--%s-qps) would delay this call past the request's deadline", t.Type.Service()), Err: err}
 	}
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
-		return Result{}, &Error{Kind: KindDeadline, Service: t.Type, Message: "waited for a free fetch slot (--max-concurrent-fetches) until the deadline", Err: ctx.Err()}
+		return Result{}, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: "waited for a free fetch slot (--max-concurrent-fetches) until the deadline", Err: ctx.Err()}
 	}
 	if w := time.Since(start); w > time.Millisecond {
 		f.obs.RateLimitWait(t.Type, w)
@@ -398,66 +491,15 @@ func backoff(p RetryPolicy, attempt int, last error) time.Duration {
 func hint(o *Object, k Key, err error) error {
 	switch KindOf(err) {
 	case KindPermission:
-		res := "acs:kms:" + k.Region + ":*:secret/" + o.Name
-		if o.Type == TypeOOS {
-			res = "acs:oos:" + k.Region + ":*:secretparameter/" + o.Name
-		}
-		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o.Type), res)
+		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o.Type, o.History > 0), ResourceARN(o.Type, k.Region, o.Name))
 	case KindNotFound:
-		what := "secret"
-		if o.Type == TypeOOS {
-			what = "encrypted parameter"
-		}
-		return fmt.Errorf("%w; check that the %s %q (and any objectVersion/objectVersionLabel) exists in region %s", err, what, o.Name, k.Region)
+		return fmt.Errorf("%w; check that the %s %q (and any objectVersion/objectVersionLabel) exists in region %s", err, o.Type.Noun(), o.Name, k.Region)
 	case KindUnauthenticated:
 		return fmt.Errorf("%w; the credential was rejected: check the AccessKey pair or the role session", err)
 	case KindThrottled:
-		return fmt.Errorf("%w; upstream kept throttling after retries: lower --%s-qps or raise the account's quota", err, o.Type)
+		return fmt.Errorf("%w; upstream kept throttling after retries: lower --%s-qps or raise the account's quota", err, o.Type.Service())
 	}
 	return err
-}
-
-// ObjectFiles turns one object's cached value into its files: the whole
-// value, then one file per jmesPath entry.
-func ObjectFiles(o *Object, e *Entry) ([]File, error) {
-	files := []File{{Path: o.File, ID: string(o.Type) + "/" + o.File, Data: e.Data, Version: e.Version}}
-	if len(o.jmes) == 0 {
-		return files, nil
-	}
-	var doc any
-	if err := json.Unmarshal(e.Data, &doc); err != nil {
-		return nil, &Error{Kind: KindInvalid, Message: "jmesPath needs a JSON value, but this object's value is not JSON; remove jmesPath or store JSON"}
-	}
-	for j, expr := range o.jmes {
-		v, err := searchJMES(expr, doc)
-		if err != nil {
-			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q failed to evaluate", j, textutil.Truncate(o.JMESPath[j].Path, 64))}
-		}
-		s, ok := v.(string)
-		if !ok {
-			what := "nothing"
-			if v != nil {
-				what = "a " + jsonKind(v)
-			}
-			return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("jmesPath[%d] %q yields %s, not a string; point it at a string field", j, textutil.Truncate(o.JMESPath[j].Path, 64), what)}
-		}
-		files = append(files, File{Path: o.JMESFiles[j], ID: string(o.Type) + "/" + o.JMESFiles[j], Data: Bytes(s), Version: e.Version})
-	}
-	return files, nil
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "JSON object"
-	case []any:
-		return "JSON array"
-	case float64:
-		return "number"
-	case bool:
-		return "boolean"
-	}
-	return "non-string value"
 }
 
 // SortFiles orders files by path (stable responses).

@@ -63,7 +63,7 @@ func TestParseMemoIsTheFetchers(t *testing.T) {
 			t.Fatalf("bad parameters: %v", err)
 		}
 	}
-	if n := len(f1.specs.m); n != 1 {
+	if n := f1.specs.m.Len(); n != 1 {
 		t.Fatalf("%d parses remembered, want 1 (failures are not)", n)
 	}
 	for i := range maxParsed + 1 {
@@ -72,7 +72,7 @@ func TestParseMemoIsTheFetchers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(f1.specs.m); n > maxParsed {
+	if n := f1.specs.m.Len(); n > maxParsed {
 		t.Fatalf("%d parses remembered, over the bound %d", n, maxParsed)
 	}
 	var nilFetcher *Fetcher

@@ -15,12 +15,18 @@ func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) 
 // naming a field, and every accepted spec has clean, unique file names.
 func FuzzParseParameters(f *testing.F) {
 	for _, c := range badinput.Cases {
-		f.Add(c.Params["objects"], c.Params["pathTranslation"], c.Params["region"])
+		f.Add(c.Params["objects"], c.Params["pathTranslation"], c.Params["region"], c.Params["failoverRegion"])
 	}
-	f.Add("- objectName: a/b\n  objectAlias: c\n  jmesPath:\n    - {path: x.y, objectAlias: d/e}\n", "", "cn-hangzhou")
-	f.Add("- objectName: test\n- objectType: oos\n", "False", "")
-	f.Fuzz(func(t *testing.T, objects, pt, region string) {
+	f.Add("- objectName: a/b\n  objectAlias: c\n  jmesPath:\n    - {path: x.y, objectAlias: d/e}\n", "", "cn-hangzhou", "")
+	f.Add("- objectName: test\n- objectType: oos\n", "False", "", "")
+	f.Add("- objectName: db\n  keysAsFiles: true\n  objectFormat: yaml\n  filePermission: \"0440\"\n", "False", "", "cn-shanghai")
+	f.Add("- objectName: p\n  objectType: oos-parameter\n  objectVersionHistory: 3\n  objectEncoding: base64\n", "", "cn-hangzhou", "cn-shanghai")
+	f.Add("- objectName: db\n  jmesPath:\n    - {path: a, objectAlias: b, filePermission: \"0400\", objectEncoding: hex}\n", "", "", "")
+	f.Fuzz(func(t *testing.T, objects, pt, region, failover string) {
 		params := map[string]string{"objects": objects}
+		if failover != "" {
+			params["failoverRegion"] = failover
+		}
 		if pt != "" {
 			params["pathTranslation"] = pt
 		}
@@ -81,4 +87,45 @@ func FuzzJMESPath(f *testing.F) {
 
 func quoteYAML(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// FuzzShapedFiles: keysAsFiles, objectFormat yaml and objectEncoding on any
+// value never panic, never echo the value in an error, and only make clean
+// file names inside the object's directory.
+func FuzzShapedFiles(f *testing.F) {
+	f.Add(`{"user":"u","n":1}`, uint8(0))
+	f.Add("a: 1\nb: [x, y]\n", uint8(1))
+	f.Add("aGVsbG8=", uint8(2))
+	f.Add(`{"a/b":"x","..":"y"}`, uint8(0))
+	f.Add("a: &a [x,x]\nb: [*a,*a]\n", uint8(1))
+	classes := []string{
+		"- objectName: o\n  keysAsFiles: true\n",
+		"- objectName: o\n  keysAsFiles: true\n  objectFormat: yaml\n  jmesPath:\n    - {path: a, objectAlias: j}\n",
+		"- objectName: o\n  objectEncoding: base64\n  objectVersionHistory: 2\n",
+		"- objectName: o\n  objectEncoding: hex\n",
+	}
+	f.Fuzz(func(t *testing.T, value string, which uint8) {
+		s, err := ParseParameters(map[string]string{"objects": classes[int(which)%len(classes)]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := ObjectFiles(s.Objects[0], &Entry{Data: Bytes(value), Version: "v1", History: []Version{{Bytes(value), "v1"}}})
+		if err != nil {
+			if KindOf(err) != KindInvalid {
+				t.Fatalf("unexpected kind: %v", err)
+			}
+			if len(value) > 8 && strings.Contains(err.Error(), value) {
+				t.Fatalf("error echoes the value: %v", err)
+			}
+			return
+		}
+		for _, fl := range files {
+			if fl.Path != "o" && fl.Path != "j" && !strings.HasPrefix(fl.Path, "o/") {
+				t.Fatalf("file %q outside the object's directory", fl.Path)
+			}
+			if rest, ok := strings.CutPrefix(fl.Path, "o/"); ok && badKeyName(rest) != "" {
+				t.Fatalf("bad key file %q", fl.Path)
+			}
+		}
+	})
 }

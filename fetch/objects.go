@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -14,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/memo"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
@@ -25,7 +25,12 @@ const (
 	TypeKMS ObjectType = "kms"
 	// TypeOOS is an OOS encrypted (secret) parameter (GetSecretParameter).
 	TypeOOS ObjectType = "oos"
+	// TypeOOSParameter is an OOS common (plain) parameter (GetParameter).
+	TypeOOSParameter ObjectType = "oos-parameter"
 )
+
+// IsOOS reports whether objects of t are read from OOS.
+func (t ObjectType) IsOOS() bool { return t == TypeOOS || t == TypeOOSParameter }
 
 // Parameter names of a SecretProviderClass (spec.parameters), as the driver
 // passes them in MountRequest.attributes.
@@ -33,6 +38,7 @@ const (
 	ParamObjects         = "objects"
 	ParamRegion          = "region"
 	ParamPathTranslation = "pathTranslation"
+	ParamFailoverRegion  = "failoverRegion"
 )
 
 // Limits on untrusted input. Attributes come from the SecretProviderClass
@@ -45,12 +51,17 @@ const (
 	MaxJMESPathBytes  = 1024     // one jmesPath expression
 	maxComponentBytes = 255      // one path component (the driver's limit)
 	maxPathBytes      = 4096     // a whole relative path (the driver's limit)
+	MaxKeysPerObject  = 200      // files of one keysAsFiles object
+	MaxHistory        = 10       // objectVersionHistory
+	maxStructuredSize = 1 << 20  // a value parsed for jmesPath or keysAsFiles
 )
 
 // JMESPathEntry extracts one string from a JSON secret into its own file.
 type JMESPathEntry struct {
-	Path        string `json:"path"`
-	ObjectAlias string `json:"objectAlias"`
+	Path           string     `json:"path"`
+	ObjectAlias    string     `json:"objectAlias"`
+	FilePermission permString `json:"filePermission"`
+	ObjectEncoding string     `json:"objectEncoding"`
 }
 
 // rawObject is one item of the objects YAML list, as the user wrote it.
@@ -63,6 +74,13 @@ type rawObject struct {
 	JMESPath            []JMESPathEntry `json:"jmesPath"`
 	KMSEndpoint         string          `json:"kmsEndpoint"`
 	CrossAccountRoleArn string          `json:"crossAccountRoleArn"`
+	FilePermission      permString      `json:"filePermission"`
+	ObjectEncoding      string          `json:"objectEncoding"`
+	ObjectFormat        string          `json:"objectFormat"`
+	KeysAsFiles         bool            `json:"keysAsFiles"`
+	// A pointer tells "objectVersionHistory: 0" (refused) from unset.
+	ObjectVersionHistory *int   `json:"objectVersionHistory"`
+	FailoverRegion       string `json:"failoverRegion"`
 }
 
 // Object is one validated object of a class.
@@ -75,13 +93,53 @@ type Object struct {
 	VersionLabel        string // KMS VersionStage
 	KMSEndpoint         string // per-object KMS (instance) endpoint; checked by the fetcher
 	CrossAccountRoleArn string
-	JMESPath            []JMESPathEntry
 
-	// File is the relative path of the whole value's file; JMESFiles[i] is
-	// the path of JMESPath[i]. Both come from FileName, the one naming rule.
-	File      string
-	JMESFiles []string
-	jmes      []*jmespath.JMESPath
+	// Mode is the file mode of the object's files (filePermission), 0 for
+	// the driver's permission.
+	Mode int32
+	// History, when above 0, makes File a directory of the current and the
+	// History-1 previous versions, as files 0, 1, ...
+	History int16
+	// KeysAsFiles makes File a directory with one file per top-level key.
+	KeysAsFiles bool
+	// YAML: jmesPath and keysAsFiles read the value as YAML (objectFormat:
+	// yaml), else as JSON.
+	YAML bool
+	// Encoding decodes the object's own file (objectEncoding).
+	Encoding Encoding
+	// FailoverRegion is read when the primary region is unavailable; ""
+	// for none (the class parameter failoverRegion is already applied).
+	FailoverRegion string
+
+	// File is the relative path of the whole value's file (a directory
+	// with keysAsFiles or History), from FileName, the one naming rule.
+	File string
+	// JMES are the jmesPath entries, each with its own file.
+	JMES []JMESFile
+	// fileID is File's object_version id ("<type>/<path>"), computed
+	// once here rather than on every Mount.
+	fileID string
+}
+
+// JMESFile is one validated jmesPath entry and the file it makes.
+type JMESFile struct {
+	Expr     string   // the path expression as written
+	Path     string   // the file, from FileName
+	Mode     int32    // filePermission, else the object's
+	Encoding Encoding // objectEncoding of what it extracts
+	id       string   // Path's object_version id
+	expr     *jmespath.JMESPath
+}
+
+// Paths lists the object's static file paths: File, then each jmesPath
+// file (keysAsFiles and history files are named at each Mount).
+func (o *Object) Paths() []string {
+	out := make([]string, 0, 1+len(o.JMES))
+	out = append(out, o.File)
+	for _, j := range o.JMES {
+		out = append(out, j.Path)
+	}
+	return out
 }
 
 // Ref names the object in messages: objects[i] "name" (type).
@@ -89,8 +147,12 @@ func (o *Object) Ref() string {
 	return fmt.Sprintf("objects[%d] %q (%s)", o.Index, o.Name, o.Type)
 }
 
-// Selector is the version selector part of the cache key.
+// Selector is the version selector part of the cache key: what is read
+// upstream, so a history and a single value of one name are two entries.
 func (o *Object) Selector() string {
+	if o.History > 0 {
+		return "history=" + strconv.Itoa(int(o.History))
+	}
 	switch {
 	case o.Version != "" && o.VersionLabel != "":
 		return "id=" + o.Version + ",stage=" + o.VersionLabel
@@ -109,6 +171,12 @@ type Spec struct {
 	Region string
 	// PathSeparator replaces "/" in file names; empty means no translation.
 	PathSeparator string
+	// FailoverRegion is the class parameter failoverRegion ("" for none);
+	// each Object carries its effective failover region.
+	FailoverRegion string
+	// dynamic: some object's files are named by its value (keysAsFiles)
+	// or its versions (objectVersionHistory), checked at each Mount.
+	dynamic bool
 	// Notes are non-fatal remarks for the log (never secret).
 	Notes []string
 }
@@ -117,8 +185,7 @@ type Spec struct {
 func (s *Spec) Files() []string {
 	var out []string
 	for _, o := range s.Objects {
-		out = append(out, o.File)
-		out = append(out, o.JMESFiles...)
+		out = append(out, o.Paths()...)
 	}
 	return out
 }
@@ -154,6 +221,16 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 			return nil, verr(ParamRegion, "%q is not a region id; use one like cn-hangzhou, or leave it out to use the node's region", textutil.Truncate(r, 64))
 		}
 		spec.Region = r
+	}
+
+	if r, ok := params[ParamFailoverRegion]; ok && r != "" {
+		if !aliyun.ValidRegion(r) {
+			return nil, verr(ParamFailoverRegion, "%q is not a region id; use one like cn-shanghai, or leave it out for no failover", textutil.Truncate(r, 64))
+		}
+		if r == spec.Region {
+			return nil, verr(ParamFailoverRegion, "%q is the class's region itself; name another region, or leave it out", r)
+		}
+		spec.FailoverRegion = r
 	}
 
 	if pt, ok := params[ParamPathTranslation]; ok && pt != "" {
@@ -200,11 +277,12 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 	}
 
 	for i := range items {
-		o, err := parseObject(i, &items[i], spec.PathSeparator)
+		o, err := parseObject(i, &items[i], spec)
 		if err != nil {
 			return nil, err
 		}
 		spec.Objects = append(spec.Objects, o)
+		spec.dynamic = spec.dynamic || o.KeysAsFiles || o.History > 0
 	}
 	if err := checkCollisions(spec); err != nil {
 		return nil, err
@@ -216,34 +294,28 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 // every minute or two with the same parameters, and parsing the YAML is most
 // of a warm Mount's CPU. A parse is a pure function of its three inputs, and
 // a Spec is never modified after it is built (callers must treat it as
-// read-only), so sharing one is safe. Bounded: cleared when full. The zero
-// value is ready; each Fetcher holds one, so nothing is shared between
-// fetchers (or tests).
-type specMemo struct {
-	mu sync.Mutex
-	m  map[string]*Spec
-}
+// read-only), so sharing one is safe. Bounded to maxParsed classes, the
+// least recently used dropped first. Each Fetcher holds one (NewFetcher),
+// so nothing is shared between fetchers (or tests).
+type specMemo struct{ m *memo.Map[specKey, *Spec] }
+
+// specKey is everything a parse reads.
+type specKey struct{ objects, pathTranslation, region, failoverRegion string }
 
 const maxParsed = 512
 
 func (sm *specMemo) parse(params map[string]string) (*Spec, error) {
-	key := params[ParamObjects] + "\x00" + params[ParamPathTranslation] + "\x00" + params[ParamRegion]
-	sm.mu.Lock()
-	s, ok := sm.m[key]
-	sm.mu.Unlock()
-	if ok {
+	key := specKey{params[ParamObjects], params[ParamPathTranslation], params[ParamRegion], params[ParamFailoverRegion]}
+	if s, ok := sm.m.Get(key); ok {
 		return s, nil
 	}
+	// Parsed outside the lock: a slow parse of one class does not hold up
+	// the Mounts of the others. Two first Mounts of a class may both parse.
 	s, err := ParseParameters(params)
 	if err != nil {
 		return nil, err
 	}
-	sm.mu.Lock()
-	if sm.m == nil || len(sm.m) >= maxParsed {
-		sm.m = map[string]*Spec{}
-	}
-	sm.m[key] = s
-	sm.mu.Unlock()
+	sm.m.Put(key, s)
 	return s, nil
 }
 
@@ -275,7 +347,9 @@ func (r rawObject) equal(o *rawObject) bool {
 	return r.ObjectName == o.ObjectName && r.ObjectType == o.ObjectType && r.ObjectAlias == o.ObjectAlias &&
 		r.ObjectVersion == o.ObjectVersion && r.ObjectVersionLabel == o.ObjectVersionLabel &&
 		len(r.JMESPath) == len(o.JMESPath) && r.KMSEndpoint == o.KMSEndpoint &&
-		r.CrossAccountRoleArn == o.CrossAccountRoleArn
+		r.CrossAccountRoleArn == o.CrossAccountRoleArn && r.FilePermission == o.FilePermission &&
+		r.ObjectEncoding == o.ObjectEncoding && r.ObjectFormat == o.ObjectFormat && r.KeysAsFiles == o.KeysAsFiles &&
+		(r.ObjectVersionHistory == nil) == (o.ObjectVersionHistory == nil) && r.FailoverRegion == o.FailoverRegion
 }
 
 var (
@@ -284,13 +358,13 @@ var (
 	endpointRe     = regexp.MustCompile(`^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$`)
 )
 
-func parseObject(i int, r *rawObject, sep string) (*Object, error) {
+func parseObject(i int, r *rawObject, spec *Spec) (*Object, error) {
+	sep := spec.PathSeparator
 	f := func(name string) string { return fmt.Sprintf("objects[%d].%s", i, name) }
 	o := &Object{
 		Index: i, Name: r.ObjectName, Alias: r.ObjectAlias,
 		Version: r.ObjectVersion, VersionLabel: r.ObjectVersionLabel,
 		KMSEndpoint: r.KMSEndpoint, CrossAccountRoleArn: r.CrossAccountRoleArn,
-		JMESPath: r.JMESPath,
 	}
 	if o.Name == "" {
 		return nil, verr(f("objectName"), "is required: the name of the KMS secret or OOS parameter")
@@ -303,8 +377,10 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 		o.Type = TypeKMS
 	case "oos":
 		o.Type = TypeOOS
+	case "oos-parameter":
+		o.Type = TypeOOSParameter
 	default:
-		return nil, verr(f("objectType"), "%q is not supported; use \"kms\" (the default) or \"oos\"", textutil.Truncate(r.ObjectType, 32))
+		return nil, verr(f("objectType"), "%q is not supported; use \"kms\" (the default), \"oos\" (an encrypted parameter) or \"oos-parameter\" (a common parameter)", textutil.Truncate(r.ObjectType, 32))
 	}
 	switch o.Type {
 	case TypeKMS:
@@ -314,7 +390,7 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 		if o.VersionLabel != "" && !stageRe.MatchString(o.VersionLabel) {
 			return nil, verr(f("objectVersionLabel"), "%q is not a KMS VersionStage such as ACSCurrent or ACSPrevious", textutil.Truncate(o.VersionLabel, 64))
 		}
-	case TypeOOS:
+	case TypeOOS, TypeOOSParameter:
 		if o.Version != "" {
 			n, err := strconv.Atoi(o.Version)
 			if err != nil || n < 1 || n > 100 || strconv.Itoa(n) != o.Version {
@@ -322,10 +398,10 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 			}
 		}
 		if o.VersionLabel != "" {
-			return nil, verr(f("objectVersionLabel"), "is not supported for oos parameters; use objectVersion with a version number")
+			return nil, verr(f("objectVersionLabel"), "is not supported for %s parameters; use objectVersion with a version number", o.Type)
 		}
 		if o.KMSEndpoint != "" {
-			return nil, verr(f("kmsEndpoint"), "applies to kms objects only; remove it from this oos object")
+			return nil, verr(f("kmsEndpoint"), "applies to kms objects only; remove it from this %s object", o.Type)
 		}
 	}
 	if o.KMSEndpoint != "" && !endpointRe.MatchString(o.KMSEndpoint) {
@@ -333,6 +409,10 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 	}
 	if o.CrossAccountRoleArn != "" && !aliyun.ValidRoleArn(o.CrossAccountRoleArn) {
 		return nil, verr(f("crossAccountRoleArn"), "%q is not a RAM role ARN; use acs:ram::<account-id>:role/<role-name>", textutil.Truncate(o.CrossAccountRoleArn, 64))
+	}
+
+	if err := parseShape(o, r, spec, f); err != nil {
+		return nil, err
 	}
 
 	base := o.Name
@@ -344,12 +424,12 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.File = file
+	o.File, o.fileID = file, string(o.Type)+"/"+file
 
-	if len(o.JMESPath) > MaxJMESPathPerObj {
-		return nil, verr(f("jmesPath"), "has %d entries, over the limit of %d", len(o.JMESPath), MaxJMESPathPerObj)
+	if len(r.JMESPath) > MaxJMESPathPerObj {
+		return nil, verr(f("jmesPath"), "has %d entries, over the limit of %d", len(r.JMESPath), MaxJMESPathPerObj)
 	}
-	for j, e := range o.JMESPath {
+	for j, e := range r.JMESPath {
 		jf := func(name string) string { return fmt.Sprintf("objects[%d].jmesPath[%d].%s", i, j, name) }
 		if e.Path == "" {
 			return nil, verr(jf("path"), "is required: a JMESPath expression such as username")
@@ -371,8 +451,18 @@ func parseObject(i int, r *rawObject, sep string) (*Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.JMESFiles = append(o.JMESFiles, jfile)
-		o.jmes = append(o.jmes, expr)
+		mode, err := e.FilePermission.mode(jf("filePermission"))
+		if err != nil {
+			return nil, err
+		}
+		if mode == 0 {
+			mode = o.Mode // an entry inherits its object's mode
+		}
+		enc, err := parseEncoding(jf("objectEncoding"), e.ObjectEncoding)
+		if err != nil {
+			return nil, err
+		}
+		o.JMES = append(o.JMES, JMESFile{Expr: e.Path, Path: jfile, Mode: mode, Encoding: enc, id: string(o.Type) + "/" + jfile, expr: expr})
 	}
 	return o, nil
 }
@@ -471,26 +561,31 @@ func FileName(field, name, sep string) (string, error) {
 // translation, two aliases alike) and a file that is also a directory of
 // another file (a and a/b with pathTranslation False).
 func checkCollisions(spec *Spec) error {
-	owner := map[string]string{}
-	type item struct{ path, field string }
+	type item struct {
+		path, field string
+		dir         bool // a keysAsFiles or history directory
+	}
+	owner := map[string]item{}
 	var all []item
 	for _, o := range spec.Objects {
 		fld := fmt.Sprintf("objects[%d]", o.Index)
-		all = append(all, item{o.File, fld})
-		for j, p := range o.JMESFiles {
-			all = append(all, item{p, fmt.Sprintf("objects[%d].jmesPath[%d].objectAlias", o.Index, j)})
+		all = append(all, item{o.File, fld, o.KeysAsFiles || o.History > 0})
+		for j, jf := range o.JMES {
+			all = append(all, item{jf.Path, fmt.Sprintf("objects[%d].jmesPath[%d].objectAlias", o.Index, j), false})
 		}
 	}
 	for _, it := range all {
 		if prev, ok := owner[it.path]; ok {
-			return verr(it.field, "file %q is also the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), prev)
+			return verr(it.field, "file %q is also the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), prev.field)
 		}
-		owner[it.path] = it.field
+		owner[it.path] = it
 	}
 	for _, it := range all {
 		for d := parentDir(it.path); d != ""; d = parentDir(d) {
-			if prev, ok := owner[d]; ok {
-				return verr(it.field, "file %q needs %q to be a directory, but it is the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), textutil.Truncate(d, 64), prev)
+			// A file may sit in another object's key or version directory
+			// (a name clash with a key is checked at each Mount).
+			if prev, ok := owner[d]; ok && !prev.dir {
+				return verr(it.field, "file %q needs %q to be a directory, but it is the file of %s; set a distinct objectAlias", textutil.Truncate(it.path, 64), textutil.Truncate(d, 64), prev.field)
 			}
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/memo"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
@@ -36,12 +36,30 @@ type Target struct {
 	// Instance marks a per-object kmsEndpoint (a KMS instance gateway),
 	// the only target that trusts --kms-ca-file.
 	Instance bool
+	// History, above 0, reads the current and up to History-1 previous
+	// versions (objectVersionHistory) instead of one value.
+	History int16
+	// FailoverRegion is read when every retry in Region failed for
+	// availability; "" for none. Its endpoint is the region's, as for any
+	// object without a kmsEndpoint.
+	FailoverRegion string
 }
 
 // Result is what a source returns: the value and its upstream version.
 type Result struct {
 	Data    Bytes
 	Version string // KMS VersionId, OOS ParameterVersion
+	// Binary marks a KMS binary secret (Data is already decoded).
+	Binary bool
+	// History is set for an objectVersionHistory read: the current
+	// version first; Data and Version are History[0]'s.
+	History []Version
+}
+
+// Version is one version of a value, in a history.
+type Version struct {
+	Data    Bytes
+	Version string
 }
 
 // Source reads one target with one identity. Implementations do no retries,
@@ -91,17 +109,34 @@ type SDKOptions struct {
 // once per (identity, service, endpoint) and reused.
 type SDKSource struct {
 	opts    SDKOptions
-	mu      sync.Mutex
-	clients map[string]*sdkClient
+	clients *memo.Map[clientKey, *sdkClient]
 	kmsCA   *x509.CertPool
+}
+
+// clientKey is what an SDK client is built for.
+type clientKey struct {
+	identity string // the credential's fingerprint
+	service  ObjectType
+	protocol string
+	host     string
+	region   string
+	instance bool // a KMS instance gateway (its own CA)
 }
 
 type sdkClient struct {
 	kms  *kms.Client
 	oos  *oos.Client
 	http *hintClient
-	used atomic.Int64
 }
+
+// clientIdle is how long an SDK client may go unused before it is dropped
+// (identities come and go: pods, rotated AccessKeys); maxClients bounds
+// them (the least recently used goes first), since kmsEndpoint values come
+// from untrusted attributes.
+const (
+	clientIdle = 30 * time.Minute
+	maxClients = 1024
+)
 
 // NewSDKSource returns a source with the given HTTP settings.
 func NewSDKSource(opts SDKOptions) (*SDKSource, error) {
@@ -111,7 +146,9 @@ func NewSDKSource(opts SDKOptions) (*SDKSource, error) {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 10 * time.Second
 	}
-	s := &SDKSource{opts: opts, clients: map[string]*sdkClient{}}
+	s := &SDKSource{opts: opts}
+	s.clients = &memo.Map[clientKey, *sdkClient]{Max: maxClients, Idle: clientIdle,
+		Drop: func(c *sdkClient) { c.http.c.CloseIdleConnections() }}
 	if opts.KMSCAFile != "" {
 		pem, err := os.ReadFile(opts.KMSCAFile)
 		if err != nil {
@@ -132,95 +169,52 @@ func NewSDKSource(opts SDKOptions) (*SDKSource, error) {
 }
 
 // Clients reports how many SDK clients are built (for tests and metrics).
-func (s *SDKSource) Clients() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.clients)
-}
+func (s *SDKSource) Clients() int { return s.clients.Len() }
 
 func (s *SDKSource) client(id *auth.Identity, t Target) (*sdkClient, error) {
 	ep, err := ParseEndpoint(t.Endpoint)
 	if err != nil {
-		return nil, &Error{Kind: KindInvalid, Service: t.Type, Message: err.Error()}
+		return nil, &Error{Kind: KindInvalid, Service: t.Type.Service(), Message: err.Error()}
 	}
-	key := id.Fingerprint + "|" + string(t.Type) + "|" + ep.Protocol + "|" + ep.Host + "|" + t.Region + "|" + strconv.FormatBool(t.Instance)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.clients[key]; ok {
-		c.used.Store(time.Now().UnixNano())
+	key := clientKey{identity: id.Fingerprint, service: t.Type.Service(), protocol: ep.Protocol, host: ep.Host, region: t.Region, instance: t.Instance}
+	return s.clients.GetOrAdd(key, func() (*sdkClient, error) {
+		var ca *x509.CertPool
+		if t.Type == TypeKMS && t.Instance {
+			ca = s.kmsCA
+		}
+		hc := newHintClient(s.opts, ca)
+		cfg := &openapi.Config{
+			Credential:     id.Credential,
+			Endpoint:       dara.String(ep.Host),
+			Protocol:       dara.String(ep.Protocol),
+			ConnectTimeout: dara.Int(int(s.opts.ConnectTimeout / time.Millisecond)),
+			ReadTimeout:    dara.Int(int(s.opts.ReadTimeout / time.Millisecond)),
+			HttpClient:     hc,
+		}
+		if t.Region != "" {
+			cfg.RegionId = dara.String(t.Region)
+		}
+		c := &sdkClient{http: hc}
+		var err error
+		switch t.Type.Service() {
+		case TypeKMS:
+			c.kms, err = kms.NewClient(cfg)
+		case TypeOOS:
+			c.oos, err = oos.NewClient(cfg)
+		default:
+			err = fmt.Errorf("unknown object type %q", t.Type)
+		}
+		if err != nil {
+			return nil, &Error{Kind: KindInternal, Service: t.Type.Service(), Message: "building the SDK client: " + textutil.Truncate(err.Error(), 160)}
+		}
 		return c, nil
-	}
-	var ca *x509.CertPool
-	if t.Type == TypeKMS && t.Instance {
-		ca = s.kmsCA
-	}
-	hc := newHintClient(s.opts, ca)
-	cfg := &openapi.Config{
-		Credential:     id.Credential,
-		Endpoint:       dara.String(ep.Host),
-		Protocol:       dara.String(ep.Protocol),
-		ConnectTimeout: dara.Int(int(s.opts.ConnectTimeout / time.Millisecond)),
-		ReadTimeout:    dara.Int(int(s.opts.ReadTimeout / time.Millisecond)),
-		HttpClient:     hc,
-	}
-	if t.Region != "" {
-		cfg.RegionId = dara.String(t.Region)
-	}
-	c := &sdkClient{http: hc}
-	switch t.Type {
-	case TypeKMS:
-		c.kms, err = kms.NewClient(cfg)
-	case TypeOOS:
-		c.oos, err = oos.NewClient(cfg)
-	default:
-		err = fmt.Errorf("unknown object type %q", t.Type)
-	}
-	if err != nil {
-		return nil, &Error{Kind: KindInternal, Service: t.Type, Message: "building the SDK client: " + textutil.Truncate(err.Error(), 160)}
-	}
-	now := time.Now()
-	c.used.Store(now.UnixNano())
-	// Identities come and go (pods, rotated AccessKeys): drop the clients
-	// of those idle for a while whenever a new one is built.
-	oldestKey, oldest := "", int64(0)
-	for k, old := range s.clients {
-		used := old.used.Load()
-		if now.Sub(time.Unix(0, used)) > clientIdle {
-			old.http.c.CloseIdleConnections()
-			delete(s.clients, k)
-			continue
-		}
-		if oldestKey == "" || used < oldest {
-			oldestKey, oldest = k, used
-		}
-	}
-	if len(s.clients) >= maxClients && oldestKey != "" {
-		s.clients[oldestKey].http.c.CloseIdleConnections()
-		delete(s.clients, oldestKey)
-	}
-	s.clients[key] = c
-	return c, nil
+	})
 }
 
 // Close drops every SDK client and closes their idle connections, so no
 // connection of theirs outlives the provider's shutdown (serve calls it once
 // the cache has stopped). A later Get builds new clients.
-func (s *SDKSource) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, c := range s.clients {
-		c.http.c.CloseIdleConnections()
-		delete(s.clients, k)
-	}
-}
-
-// clientIdle is how long an SDK client may go unused before it is dropped;
-// maxClients bounds them (the least recently used goes first), since
-// kmsEndpoint values come from untrusted attributes.
-const (
-	clientIdle = 30 * time.Minute
-	maxClients = 1024
-)
+func (s *SDKSource) Close() { s.clients.Clear() }
 
 // Get reads one target. A panic inside the SDK or a credential provider
 // (some panic on malformed bodies) becomes an Unavailable error: fetches run
@@ -228,7 +222,7 @@ const (
 func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			res, err = Result{}, sdkPanic(t.Type, r)
+			res, err = Result{}, sdkPanic(t, r)
 		}
 	}()
 	return s.get(ctx, id, t)
@@ -236,30 +230,38 @@ func (s *SDKSource) Get(ctx context.Context, id *auth.Identity, t Target) (res R
 
 // sdkPanic reports a recovered SDK panic by its type only (its value could
 // hold response bytes).
-func sdkPanic(t ObjectType, r any) error {
-	return &Error{Kind: KindUnavailable, Service: t, Action: actionOf(t), Message: fmt.Sprintf("the SDK panicked on the response (%T); treated as a malformed response", r)}
+func sdkPanic(t Target, r any) error {
+	return &Error{Kind: KindUnavailable, Service: t.Type.Service(), Action: actionOf(t), Message: fmt.Sprintf("the SDK panicked on the response (%T); treated as a malformed response", r)}
 }
 
 func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
 	if id == nil || id.Credential == nil {
-		return Result{}, &Error{Kind: KindUnauthenticated, Service: t.Type, Message: "no credential"}
+		return Result{}, &Error{Kind: KindUnauthenticated, Service: t.Type.Service(), Message: "no credential"}
 	}
 	c, err := s.client(id, t)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	switch t.Type {
-	case TypeKMS:
+	switch {
+	case t.Type == TypeKMS && t.History > 0:
+		res, err = s.getKMSHistory(ctx, c, t)
+	case t.Type == TypeKMS:
 		res, err = s.getKMS(ctx, c, t)
-	case TypeOOS:
+	case t.History > 0:
+		res, err = s.getOOSHistory(ctx, c, t)
+	case t.Type == TypeOOS:
 		res, err = s.getOOS(ctx, c, t)
+	case t.Type == TypeOOSParameter:
+		res, err = s.getOOSParameter(ctx, c, t)
+	default:
+		err = fmt.Errorf("unknown object type %q", t.Type)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err() // the caller's deadline or cancellation, whatever the transport said
 		}
-		e := Classify(t.Type, actionOf(t.Type), err)
+		e := Classify(t.Type.Service(), actionOf(t), err)
 		if e.Kind == KindThrottled && e.RetryAfter == 0 {
 			e.RetryAfter = c.http.hint()
 		}
@@ -268,51 +270,54 @@ func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Resul
 	return res, nil
 }
 
-func actionOf(t ObjectType) string {
-	if t == TypeOOS {
-		return "GetSecretParameter"
-	}
-	return "GetSecretValue"
-}
+func actionOf(t Target) string { return ReadAction(t.Type, t.History > 0) }
 
 func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
+	res, _, err := s.kmsGetValue(ctx, c, t, t.Version, t.VersionLabel)
+	return res, err
+}
+
+// kmsGetValue is one GetSecretValue of t.Name by version id and/or stage;
+// it also returns the SecretType.
+func (s *SDKSource) kmsGetValue(ctx context.Context, c *sdkClient, t Target, versionID, stage string) (Result, string, error) {
 	// The KMS client has no context-aware GetSecretValue: build the same
 	// request as GetSecretValueWithOptions and send it through the
 	// context-aware CallApiWithCtx (which also takes the signature-v4 path
 	// when the client is set so). The call ends with ctx: nothing is left
 	// running aside.
 	query := map[string]any{"SecretName": dara.String(t.Name)}
-	if t.Version != "" {
-		query["VersionId"] = dara.String(t.Version)
+	if versionID != "" {
+		query["VersionId"] = dara.String(versionID)
 	}
-	if t.VersionLabel != "" {
-		query["VersionStage"] = dara.String(t.VersionLabel)
+	if stage != "" {
+		query["VersionStage"] = dara.String(stage)
 	}
 	req := &openapi.OpenApiRequest{Query: openapiutil.Query(query)}
 	body, err := c.kms.CallApiWithCtx(ctx, kmsGetSecretValue, req, &dara.RuntimeOptions{})
 	if err != nil {
-		return Result{}, err
+		return Result{}, "", err
 	}
 	r := &kms.GetSecretValueResponse{}
 	if err := dara.Convert(body, &r); err != nil {
-		return Result{}, err
+		return Result{}, "", err
 	}
 	if r.StatusCode == nil || *r.StatusCode/100 != 2 {
-		return Result{}, malformed(TypeKMS, "a non-2xx status without an error body")
+		return Result{}, "", malformed(t, "a non-2xx status without an error body")
 	}
 	if r.Body == nil || r.Body.SecretData == nil || r.Body.VersionId == nil || *r.Body.VersionId == "" {
-		return Result{}, malformed(TypeKMS, "SecretData or VersionId missing")
+		return Result{}, "", malformed(t, "SecretData or VersionId missing")
 	}
 	b := r.Body
 	data := []byte(*b.SecretData)
-	if strings.EqualFold(dara.StringValue(b.SecretDataType), "binary") {
+	binary := strings.EqualFold(dara.StringValue(b.SecretDataType), "binary")
+	if binary {
 		dec, err := base64.StdEncoding.DecodeString(*b.SecretData)
 		if err != nil {
-			return Result{}, malformed(TypeKMS, "a binary SecretData is not base64")
+			return Result{}, "", malformed(t, "a binary SecretData is not base64")
 		}
 		data = dec
 	}
-	return Result{Data: Bytes(data), Version: *b.VersionId}, nil
+	return Result{Data: Bytes(data), Version: *b.VersionId, Binary: binary}, dara.StringValue(b.SecretType), nil
 }
 
 // kmsGetSecretValue is the KMS client's own description of GetSecretValue
@@ -344,17 +349,40 @@ func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result,
 		return Result{}, err
 	}
 	if r != nil && (r.StatusCode == nil || *r.StatusCode/100 != 2) {
-		return Result{}, malformed(TypeOOS, "a non-2xx status without an error body")
+		return Result{}, malformed(t, "a non-2xx status without an error body")
 	}
 	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
-		return Result{}, malformed(TypeOOS, "Parameter.Value or Parameter.ParameterVersion missing")
+		return Result{}, malformed(t, "Parameter.Value or Parameter.ParameterVersion missing")
 	}
 	p := r.Body.Parameter
 	return Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}, nil
 }
 
-func malformed(t ObjectType, what string) error {
-	return &Error{Kind: KindUnavailable, Service: t, Action: actionOf(t), Message: "malformed success response: " + what}
+func (s *SDKSource) getOOSParameter(ctx context.Context, c *sdkClient, t Target) (Result, error) {
+	req := &oos.GetParameterRequest{Name: dara.String(t.Name)}
+	if t.Version != "" {
+		n, err := strconv.ParseInt(t.Version, 10, 32)
+		if err != nil {
+			return Result{}, &Error{Kind: KindInvalid, Service: TypeOOS, Message: "objectVersion is not a number"}
+		}
+		req.ParameterVersion = dara.Int32(int32(n))
+	}
+	r, err := c.oos.GetParameterWithContext(ctx, req, &dara.RuntimeOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	if r != nil && (r.StatusCode == nil || *r.StatusCode/100 != 2) {
+		return Result{}, malformed(t, "a non-2xx status without an error body")
+	}
+	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
+		return Result{}, malformed(t, "Parameter.Value or Parameter.ParameterVersion missing")
+	}
+	p := r.Body.Parameter
+	return Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}, nil
+}
+
+func malformed(t Target, what string) error {
+	return &Error{Kind: KindUnavailable, Service: t.Type.Service(), Action: actionOf(t), Message: "malformed success response: " + what}
 }
 
 // hintClient is the SDK's HTTP client: our own transport (no environment

@@ -20,7 +20,7 @@ func CheckClasses(cs []*spc.Class) error {
 	}
 	for _, c := range cs {
 		for _, o := range c.Spec.Objects {
-			for _, f := range append([]string{o.File}, o.JMESFiles...) {
+			for _, f := range o.Paths() {
 				if f == StatusFile {
 					return &spc.Error{Source: c.Source, Class: c.Name, Field: fmt.Sprintf("spec.parameters.objects[%d]", o.Index),
 						Msg: fmt.Sprintf("file %q is reserved for the FUSE view's status file; set objectAlias to another name", f)}

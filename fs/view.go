@@ -153,7 +153,7 @@ func newView(cfg Config) (*view, error) {
 				return nil, &spc.Error{Source: c.Source, Class: c.Name, Field: fmt.Sprintf("spec.parameters.objects[%d]", o.Index), Msg: err.Error()}
 			}
 			ov := &objView{cls: cv, o: o}
-			for i, p := range append([]string{o.File}, o.JMESFiles...) {
+			for i, p := range o.Paths() {
 				dir, name := d, p
 				if parts := strings.Split(p, "/"); len(parts) > 1 {
 					for _, seg := range parts[:len(parts)-1] {

@@ -77,6 +77,7 @@ type Metrics struct {
 	cacheEntries        prometheus.Gauge
 	credentialRefreshes *prometheus.CounterVec
 	retries             *prometheus.CounterVec
+	failovers           *prometheus.CounterVec
 	rateLimitWait       *prometheus.HistogramVec
 	fuseOps             *prometheus.CounterVec
 	panics              *prometheus.CounterVec
@@ -145,6 +146,10 @@ func New(o Options) *Metrics {
 			Name: name("retries_total"),
 			Help: "Retried upstream calls, by service and the reason of the failure retried (throttled, unavailable).",
 		}, []string{"service", "reason"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("failovers_total"),
+			Help: "Reads sent to an object's failoverRegion after every retry in its primary region failed for availability, by service and result (ok, error).",
+		}, []string{"service", "result"}),
 		rateLimitWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    name("rate_limit_wait_seconds"),
 			Help:    "Time a call waited for the node-wide rate limit (--kms-qps, --oos-qps) and fetch slots (--max-concurrent-fetches); waits under 1ms are not observed.",
@@ -172,7 +177,7 @@ func New(o Options) *Metrics {
 		m.mountRequests, m.mountDuration,
 		m.upstreamRequests, m.upstreamDuration,
 		m.cacheRequests, m.cacheRefreshes, m.cacheEvictions, m.cacheEntries,
-		m.credentialRefreshes, m.retries, m.rateLimitWait,
+		m.credentialRefreshes, m.retries, m.failovers, m.rateLimitWait,
 		m.fuseOps, m.panics,
 	)
 	if o.ObjectLabels {
@@ -263,6 +268,15 @@ func (m *Metrics) UpstreamCall(t fetch.ObjectType, name, code string, d time.Dur
 	m.upstreamDuration.WithLabelValues(svc, act).Observe(d.Seconds())
 }
 
+// Failover counts one read sent to a failover region and its result.
+func (m *Metrics) Failover(t fetch.ObjectType, ok bool) {
+	r := "ok"
+	if !ok {
+		r = "error"
+	}
+	m.failovers.WithLabelValues(service(t), r).Inc()
+}
+
 // Retry counts one retried call and why.
 func (m *Metrics) Retry(t fetch.ObjectType, k fetch.Kind) {
 	m.retries.WithLabelValues(service(t), k.String()).Inc()
@@ -293,18 +307,17 @@ func (m *Metrics) FUSEOp(op string, err error) {
 // Action is the upstream API action a read of type t calls.
 func Action(t fetch.ObjectType) string {
 	switch t {
-	case fetch.TypeKMS:
-		return "GetSecretValue"
-	case fetch.TypeOOS:
-		return "GetSecretParameter"
+	case fetch.TypeKMS, fetch.TypeOOS, fetch.TypeOOSParameter:
+		return fetch.ReadAction(t, false)
 	}
 	return "unknown"
 }
 
+// service is the metrics label of t's service: kms or oos.
 func service(t fetch.ObjectType) string {
 	switch t {
-	case fetch.TypeKMS, fetch.TypeOOS:
-		return string(t)
+	case fetch.TypeKMS, fetch.TypeOOS, fetch.TypeOOSParameter:
+		return string(t.Service())
 	}
 	return "unknown"
 }

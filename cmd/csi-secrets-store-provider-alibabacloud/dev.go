@@ -104,7 +104,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("starting the emulator: %w", err)
 	}
 	defer func() { _ = emu.Close() }()
-	do.kmsEndpoint, do.oosEndpoint, do.region = emu.URL(), emu.URL(), emulator.DemoRegion
+	do.kmsEndpoint, do.oosEndpoint, do.region = fetch.EndpointFlag{Default: emu.URL()}, fetch.EndpointFlag{Default: emu.URL()}, emulator.DemoRegion
 	do.getenv = func(k string) string {
 		switch k {
 		case "ACCESS_KEY_ID":
@@ -226,7 +226,7 @@ func devDoctor(ctx context.Context, o options, cls []*spc.Class, out io.Writer) 
 	o.command = "doctor"
 	o.policyFile = "" // doctor asks no policy
 	fmt.Fprintf(out, "doctor on dev's demo class, against an emulator of its own at %s.\n"+
-		"Against the cloud, the same report comes from: doctor --class FILE (docs/operations.md#doctor).\n\n", o.kmsEndpoint)
+		"Against the cloud, the same report comes from: doctor --class FILE (docs/operations.md#doctor).\n\n", o.kmsEndpoint.Default)
 	if code := doctorCheck(ctx, &o, cls, 30*time.Second, out, os.Stderr); code != doctorOK {
 		return exitCode(code)
 	}

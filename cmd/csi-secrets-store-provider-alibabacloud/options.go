@@ -23,8 +23,8 @@ import (
 // services are, how to cache, and how to log.
 type options struct {
 	region               string
-	kmsEndpoint          string
-	oosEndpoint          string
+	kmsEndpoint          fetch.EndpointFlag
+	oosEndpoint          fetch.EndpointFlag
 	stsEndpoint          string
 	cacheTTL             time.Duration
 	maxStale             time.Duration
@@ -74,8 +74,8 @@ func (o *options) setDefaults() {
 // registerServices: where KMS, OOS and STS are, and which region.
 func (o *options) registerServices(flags *flag.FlagSet) {
 	flags.StringVar(&o.region, "region", "", "default region of KMS and OOS (a class's region parameter wins); empty: the node's region from ECS metadata")
-	flags.StringVar(&o.kmsEndpoint, "kms-endpoint", "", "KMS endpoint: host[:port] (HTTPS) or http://host:port; empty: kms-vpc.<region>.aliyuncs.com")
-	flags.StringVar(&o.oosEndpoint, "oos-endpoint", "", "OOS endpoint: host[:port] (HTTPS) or http://host:port; empty: oos-vpc.<region>.aliyuncs.com")
+	flags.Var(&o.kmsEndpoint, "kms-endpoint", "KMS endpoint: host[:port] (HTTPS) or http://host:port, for every region, or <region>=<endpoint> for one (repeat the flag); unset: kms-vpc.<region>.aliyuncs.com")
+	flags.Var(&o.oosEndpoint, "oos-endpoint", "OOS endpoint: host[:port] (HTTPS) or http://host:port, for every region, or <region>=<endpoint> for one (repeat the flag); unset: oos-vpc.<region>.aliyuncs.com")
 	flags.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint host[:port] (HTTPS); empty: sts-vpc.<region>.aliyuncs.com")
 	flags.StringVar(&o.allowedKMSEndpoints, "allowed-kms-endpoints", "", "comma-separated host patterns (path.Match globs) a class's kmsEndpoint may name, besides Alibaba Cloud's own")
 	flags.StringVar(&o.kmsCAFile, "kms-ca-file", "", "PEM CA bundle of KMS instance gateways (kst-*.cryptoservice.kms.aliyuncs.com)")
@@ -132,13 +132,6 @@ func printFlags(w io.Writer, fs *flag.FlagSet, keep func(name string) bool) {
 }
 
 func (o *options) validate() error {
-	for _, ep := range []struct{ flag, v string }{{"kms-endpoint", o.kmsEndpoint}, {"oos-endpoint", o.oosEndpoint}} {
-		if ep.v != "" {
-			if _, err := fetch.ParseEndpoint(ep.v); err != nil {
-				return usageError{fmt.Errorf("--%s: %w", ep.flag, err)}
-			}
-		}
-	}
 	if o.region != "" && !aliyun.ValidRegion(o.region) {
 		return usageError{fmt.Errorf("--region %q is not a region id such as cn-hangzhou", o.region)}
 	}
@@ -232,7 +225,8 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 		}
 	}
 	f := fetch.NewFetcher(cache, src, fetch.FetcherOptions{
-		Region: region, KMSEndpoint: o.kmsEndpoint, OOSEndpoint: o.oosEndpoint, Roles: ids,
+		Region: region, KMSEndpoint: o.kmsEndpoint.Default, OOSEndpoint: o.oosEndpoint.Default,
+		KMSEndpoints: o.kmsEndpoint.PerRegion, OOSEndpoints: o.oosEndpoint.PerRegion, Roles: ids,
 		AllowedKMSEndpoints: allowed, MaxConcurrentFetches: o.maxConcurrentFetches,
 		KMSQPS: o.kmsQPS, OOSQPS: o.oosQPS, KMSBurst: o.kmsBurst, OOSBurst: o.oosBurst,
 		Observer: obs,

@@ -123,7 +123,7 @@ func (c *Checker) checkClass(ctx context.Context, cl *spc.Class, res *Result) {
 		} else {
 			ver, size = orDash(r.entry.Version, "-"), fmt.Sprintf("%d bytes", len(r.entry.Data))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.obj.Name, r.obj.Type, result, code, ver, size, strings.Join(append([]string{r.obj.File}, r.obj.JMESFiles...), ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.obj.Name, r.obj.Type, result, code, ver, size, strings.Join(r.obj.Paths(), ", "))
 	}
 	_ = tw.Flush()
 	res.Failed += len(fails)
@@ -172,15 +172,16 @@ func fix(r row, id *auth.Identity, region string) string {
 	if k.Region != "" {
 		region = k.Region
 	}
-	svc := strings.ToUpper(string(o.Type))
-	flag := "--" + string(o.Type) + "-endpoint"
+	svc := strings.ToUpper(string(o.Type.Service()))
+	flag := "--" + string(o.Type.Service()) + "-endpoint"
 	switch fetch.KindOf(r.err) {
 	case fetch.KindPermission:
-		action, resource := "kms:GetSecretValue", "acs:kms:"+region+":*:secret/"+o.Name
+		actions := fetch.RAMActions(o.Type, o.History > 0)
 		if o.Type == fetch.TypeOOS {
-			action, resource = "oos:GetSecretParameter", "acs:oos:"+region+":*:secretparameter/"+o.Name
+			actions = actions[:1] // the KMS key's action is the note below
 		}
-		pol, _ := json.MarshalIndent(ramPolicy{Version: "1", Statement: []ramStatement{{Effect: "Allow", Action: []string{action}, Resource: []string{resource}}}}, "", "  ")
+		action, resource := strings.Join(actions, " and "), fetch.ResourceARN(o.Type, region, o.Name)
+		pol, _ := json.MarshalIndent(ramPolicy{Version: "1", Statement: []ramStatement{{Effect: "Allow", Action: actions, Resource: []string{resource}}}}, "", "  ")
 		s := fmt.Sprintf("fix: %s may not call %s on %s. Attach this RAM policy to it\n(RAM console > Permissions > Policies > Create Policy > JSON), or add the statement to its policy:\n%s",
 			id, action, resource, pol)
 		if o.Type == fetch.TypeOOS {
@@ -191,10 +192,7 @@ func fix(r row, id *auth.Identity, region string) string {
 		}
 		return s
 	case fetch.KindNotFound:
-		what := "secret"
-		if o.Type == fetch.TypeOOS {
-			what = "encrypted parameter"
-		}
+		what := o.Type.Noun()
 		sel := ""
 		if s := o.Selector(); s != "" {
 			sel = " with " + strings.ReplaceAll(strings.ReplaceAll(s, "id=", "objectVersion "), "stage=", "objectVersionLabel ")
@@ -204,16 +202,16 @@ func fix(r row, id *auth.Identity, region string) string {
 	case fetch.KindUnauthenticated:
 		return fmt.Sprintf("fix: %s rejected the credential of %s. Check that the AccessKey id and secret belong together and\nare enabled (or that the role session is valid), and that this machine's clock is right.", svc, id)
 	case fetch.KindThrottled:
-		return fmt.Sprintf("fix: %s kept throttling after retries. Try again later; if it persists, lower --%s-qps on the nodes\nor raise the account's quota.", svc, o.Type)
+		return fmt.Sprintf("fix: %s kept throttling after retries. Try again later; if it persists, lower --%s-qps on the nodes\nor raise the account's quota.", svc, o.Type.Service())
 	case fetch.KindUnavailable, fetch.KindDeadline:
 		where := flag
 		if o.Type == fetch.TypeKMS {
 			where += ", or the object's kmsEndpoint"
 		}
 		s := fmt.Sprintf("fix: %s at %s did not answer usefully. Check the endpoint (%s):\nhost[:port] for HTTPS, http://host:port for plain HTTP.", svc, orDash(k.Endpoint, "(none)"), where)
-		if k.Endpoint != "" && k.Endpoint == fetch.DefaultEndpoint(o.Type, region) {
+		if k.Endpoint != "" && k.Endpoint == fetch.DefaultEndpoint(o.Type.Service(), region) {
 			s += fmt.Sprintf("\n%s is reachable only from an Alibaba Cloud VPC in %s; elsewhere pass %s %s.%s.aliyuncs.com.",
-				k.Endpoint, region, flag, o.Type, region)
+				k.Endpoint, region, flag, o.Type.Service(), region)
 		}
 		if isLoopback(k.Endpoint) {
 			s += fmt.Sprintf("\n%s is this machine. If it is the emulator of `dev` (the command dev printed), dev must be running:\nits emulator stops when dev exits. `dev --doctor` checks the demo class against an emulator of its own.", k.Endpoint)
