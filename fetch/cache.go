@@ -71,7 +71,9 @@ type Observer interface {
 	CacheRefresh(t ObjectType, changed bool, err error)
 	CacheEvicted()
 	CacheEntries(n int)
-	UpstreamCall(t ObjectType, name, code string, d time.Duration)
+	// UpstreamCall counts one call of an API action (ReadAction, or a
+	// batch action) for the object name (a batch: how many names).
+	UpstreamCall(t ObjectType, action, name, code string, d time.Duration)
 	Retry(t ObjectType, k Kind)
 	RateLimitWait(t ObjectType, d time.Duration)
 	// Failover counts a read sent to a failover region, and whether it
@@ -82,14 +84,14 @@ type Observer interface {
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) CacheLookup(ObjectType, string, Outcome)                {}
-func (NopObserver) CacheRefresh(ObjectType, bool, error)                   {}
-func (NopObserver) CacheEvicted()                                          {}
-func (NopObserver) CacheEntries(int)                                       {}
-func (NopObserver) UpstreamCall(ObjectType, string, string, time.Duration) {}
-func (NopObserver) Retry(ObjectType, Kind)                                 {}
-func (NopObserver) RateLimitWait(ObjectType, time.Duration)                {}
-func (NopObserver) Failover(ObjectType, bool)                              {}
+func (NopObserver) CacheLookup(ObjectType, string, Outcome)                        {}
+func (NopObserver) CacheRefresh(ObjectType, bool, error)                           {}
+func (NopObserver) CacheEvicted()                                                  {}
+func (NopObserver) CacheEntries(int)                                               {}
+func (NopObserver) UpstreamCall(ObjectType, string, string, string, time.Duration) {}
+func (NopObserver) Retry(ObjectType, Kind)                                         {}
+func (NopObserver) RateLimitWait(ObjectType, time.Duration)                        {}
+func (NopObserver) Failover(ObjectType, bool)                                      {}
 
 // CacheOptions tune the cache; zero values take the documented defaults.
 type CacheOptions struct {
@@ -191,6 +193,9 @@ type record struct {
 	// fail is the last fetch's failure while the record is failing, nil
 	// once a fetch succeeds.
 	fail atomic.Pointer[failure]
+	// member, when set, lets the refresher read this record in a batch
+	// with others of its group.
+	member atomic.Pointer[batchMember]
 }
 
 type failure struct {
@@ -469,9 +474,14 @@ func (c *Cache) load(ctx context.Context, r *record, seen *Entry) (*Entry, bool,
 // again. The check is under the same lock that ends a flight, after its
 // result is published, so a caller never fetches again what it just missed.
 func (c *Cache) begin(r *record, seen *Entry) (f *flight, leader bool) {
-	id := r.id
 	c.flMu.Lock()
 	defer c.flMu.Unlock()
+	return c.beginLocked(r, seen)
+}
+
+// beginLocked is begin with flMu held.
+func (c *Cache) beginLocked(r *record, seen *Entry) (f *flight, leader bool) {
+	id := r.id
 	if f = c.flights[id]; f != nil {
 		return f, false
 	}
@@ -686,6 +696,8 @@ func (c *Cache) sweep() {
 	}
 	c.mu.RUnlock()
 	c.opts.Observer.CacheEntries(len(recs))
+	var due []*record
+	var dueSeen []*Entry
 	for _, r := range recs {
 		pinned := r.pins.Load() > 0
 		recent := now.Sub(time.Unix(0, r.lastRead.Load())) < c.opts.IdleEvict
@@ -694,17 +706,22 @@ func (c *Cache) sweep() {
 			continue
 		}
 		e := r.entry.Load()
-		due := e == nil || now.Sub(e.FetchedAt) >= time.Duration(float64(c.opts.TTL)*c.opts.RefreshAt)
-		if !due {
+		if e != nil && now.Sub(e.FetchedAt) < time.Duration(float64(c.opts.TTL)*c.opts.RefreshAt) {
 			continue
 		}
 		if _, recentFail := c.recentFailure(r, now); recentFail {
 			continue
 		}
+		due, dueSeen = append(due, r), append(dueSeen, e)
+	}
+	// Records that were read in a batch and are due together are read in
+	// a batch again; the rest one by one.
+	due, dueSeen = c.refreshBatches(due, dueSeen)
+	for i, r := range due {
 		if !r.busy.CompareAndSwap(false, true) {
 			continue
 		}
-		seen := e
+		seen := dueSeen[i]
 		c.refreshing.Add(1)
 		started := c.spawn(func() {
 			defer c.refreshing.Done()

@@ -281,6 +281,15 @@ func (f *Fetcher) kmsEndpointAllowed(ep string) bool {
 func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]File, []ObjectResult, error) {
 	results := make([]ObjectResult, len(spec.Objects))
 	var wg sync.WaitGroup
+	var groups map[batchGroup][]int
+	bs, canBatch := f.source.(BatchSource)
+	single := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, spec.Objects[i])
+		}()
+	}
 	for i, o := range spec.Objects {
 		results[i].Object = o
 		// Cached objects are answered here; only the others get a
@@ -289,10 +298,28 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 			results[i].Key, results[i].Entry, results[i].Outcome = k, e, OutcomeHit
 			continue
 		}
+		if canBatch && batchable(o) {
+			if k, t, err := f.Key(id, spec, o); err == nil {
+				if groups == nil {
+					groups = map[batchGroup][]int{}
+				}
+				g := batchGroup{identity: k.Identity, typ: t.Type, endpoint: t.Endpoint, region: t.Region}
+				groups[g] = append(groups[g], i)
+				results[i].Key = k
+				continue
+			}
+		}
+		single(i)
+	}
+	for _, idx := range groups {
+		if len(idx) == 1 {
+			single(idx[0])
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, o)
+			f.fetchBatch(ctx, id, spec, bs, idx, results)
 		}()
 	}
 	wg.Wait()
@@ -324,6 +351,23 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 		}
 	}
 	return files, results, nil
+}
+
+// fetchBatch serves the objects idx of one batch group through the cache,
+// filling their results.
+func (f *Fetcher) fetchBatch(ctx context.Context, id *auth.Identity, spec *Spec, bs BatchSource, idx []int, results []ObjectResult) {
+	keys, fetches, targets := make([]Key, len(idx)), make([]FetchFunc, len(idx)), make([]Target, len(idx))
+	members := make([]*batchMember, len(idx))
+	for j, i := range idx {
+		k, t, _ := f.Key(id, spec, spec.Objects[i]) // checked by the caller
+		keys[j], targets[j], fetches[j] = k, t, f.FetchFunc(id, t)
+		members[j] = &batchMember{group: batchGroup{identity: k.Identity, typ: t.Type, endpoint: t.Endpoint, region: t.Region},
+			target: t, single: fetches[j], id: id, f: f, bs: bs}
+	}
+	entries, outcomes, errs := f.cache.GetBatch(ctx, keys, fetches, members, f.batchFunc(id, bs, targets, fetches))
+	for j, i := range idx {
+		results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = keys[j], entries[j], outcomes[j], errs[j]
+	}
 }
 
 // FetchObject serves one object through the cache (the FUSE view's lookup).
@@ -426,14 +470,7 @@ func (f *Fetcher) retry(ctx context.Context, id *auth.Identity, t Target) (Resul
 	var last error
 	for attempt := 0; attempt < f.opts.Retry.MaxAttempts; attempt++ {
 		if attempt > 0 {
-			d := backoff(f.opts.Retry, attempt, last)
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-				return Result{}, last
-			}
-			f.obs.Retry(t.Type, KindOf(last))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
+			if err := f.wait(ctx, t, attempt, last); err != nil {
 				return Result{}, last
 			}
 		}
@@ -449,27 +486,70 @@ func (f *Fetcher) retry(ctx context.Context, id *auth.Identity, t Target) (Resul
 	return Result{}, last
 }
 
-func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+// wait sleeps the backoff before retry attempt, counting the retry; it
+// fails when the deadline would pass first or ctx ends.
+func (f *Fetcher) wait(ctx context.Context, t Target, attempt int, last error) error {
+	d := backoff(f.opts.Retry, attempt, last)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return context.DeadlineExceeded
+	}
+	f.obs.Retry(t.Type, KindOf(last))
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// slot waits for the rate limit of t's service and a fetch slot; release
+// frees the slot.
+func (f *Fetcher) slot(ctx context.Context, t Target) (release func(), err error) {
 	start := time.Now()
 	if err := f.limit[t.Type.Service()].Wait(ctx); err != nil {
-		return Result{}, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: fmt.Sprintf("the node's client-side rate limit (--%s-qps) would delay this call past the request's deadline", t.Type.Service()), Err: err}
+		return nil, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: fmt.Sprintf("the node's client-side rate limit (--%s-qps) would delay this call past the request's deadline", t.Type.Service()), Err: err}
 	}
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
-		return Result{}, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: "waited for a free fetch slot (--max-concurrent-fetches) until the deadline", Err: ctx.Err()}
+		return nil, &Error{Kind: KindDeadline, Service: t.Type.Service(), Message: "waited for a free fetch slot (--max-concurrent-fetches) until the deadline", Err: ctx.Err()}
 	}
 	if w := time.Since(start); w > time.Millisecond {
 		f.obs.RateLimitWait(t.Type, w)
 	}
+	return func() { <-f.sem }, nil
+}
+
+// onceBatch is one batch call: one rate-limit token and one fetch slot.
+func (f *Fetcher) onceBatch(ctx context.Context, id *auth.Identity, bs BatchSource, ts []Target) ([]Result, []bool, error) {
+	release, err := f.slot(ctx, ts[0])
+	if err != nil {
+		return nil, nil, err
+	}
 	callStart := time.Now()
-	res, err := f.source.Get(ctx, id, t)
-	<-f.sem
+	res, found, err := bs.GetBatch(ctx, id, ts)
+	release()
 	code := ""
 	if err != nil {
 		code = errCode(err)
 	}
-	f.obs.UpstreamCall(t.Type, t.Name, code, time.Since(callStart))
+	f.obs.UpstreamCall(ts[0].Type, BatchAction(ts[0].Type), fmt.Sprintf("(%d names)", len(ts)), code, time.Since(callStart))
+	return res, found, err
+}
+
+func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	release, err := f.slot(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	callStart := time.Now()
+	res, err := f.source.Get(ctx, id, t)
+	release()
+	code := ""
+	if err != nil {
+		code = errCode(err)
+	}
+	f.obs.UpstreamCall(t.Type, ReadAction(t.Type, t.History > 0), t.Name, code, time.Since(callStart))
 	return res, err
 }
 

@@ -68,3 +68,11 @@ func ResourceARN(t ObjectType, region, name string) string {
 	}
 	return "acs:kms:" + region + ":*:secret/" + name
 }
+
+// BatchAction is the API action that reads several values of t at once.
+func BatchAction(t ObjectType) string {
+	if t == TypeOOSParameter {
+		return "GetParameters"
+	}
+	return "GetSecretParameters"
+}

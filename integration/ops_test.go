@@ -223,7 +223,9 @@ func TestMetricsFamiliesMoveAgainstTheEmulator(t *testing.T) {
 	t.Run("rate limit waits", func(t *testing.T) {
 		time.Sleep(600 * time.Millisecond) // let the OOS bucket refill
 		d := p.step(t, func() {
-			p.mountOK(t, objects("- {objectName: rl-1, objectType: oos}", "- {objectName: rl-2, objectType: oos}", "- {objectName: rl-3, objectType: oos}"), nil)
+			// Pinned versions are read one call each (latest values of one
+			// Mount would be one batch call).
+			p.mountOK(t, objects(`- {objectName: rl-1, objectType: oos, objectVersion: "1"}`, `- {objectName: rl-2, objectType: oos, objectVersion: "1"}`, `- {objectName: rl-3, objectType: oos, objectVersion: "1"}`), nil)
 		})
 		if n := d.of(mp+"rate_limit_wait_seconds_count", "service", "oos"); n < 2 {
 			t.Errorf("%v rate-limit waits for 3 OOS calls at 2/s with burst 1, want 2", n)

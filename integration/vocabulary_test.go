@@ -325,3 +325,85 @@ func TestFailoverRegion(t *testing.T) {
 		t.Fatalf("%d calls to the failover region for a missing or denied object", n-before)
 	}
 }
+
+func TestBatchedOOSReads(t *testing.T) {
+	seed := emulator.DemoSeed()
+	var lines, plain []string
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("batch-%02d", i)
+		seed.Parameters = append(seed.Parameters, emulator.Parameter{Name: name, Value: "value-" + name})
+		seed.PlainParameters = append(seed.PlainParameters, emulator.Parameter{Name: "plain-" + name, Value: "plain-value-" + name})
+		lines = append(lines, "- objectName: "+name, "  objectType: oos")
+		plain = append(plain, "- objectName: plain-"+name, "  objectType: oos-parameter")
+	}
+	e := startEmulator(t, seed)
+	p := startProvider(t, e, providerConfig{})
+
+	// A cold Mount of 10 encrypted parameters: one call, not 10.
+	resp := p.mountOK(t, objects(lines...), nil)
+	got := writeLikeDriver(t, resp)
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("batch-%02d", i)
+		if string(got[name].data) != "value-"+name {
+			t.Fatalf("%s = %q", name, got[name].data)
+		}
+	}
+	if n, single := e.CallsAction("oos", "GetSecretParameters"), e.CallsAction("oos", "GetSecretParameter"); n != 1 || single != 0 {
+		t.Fatalf("cold Mount of 10 parameters: %d GetSecretParameters and %d GetSecretParameter calls, want 1 and 0", n, single)
+	}
+	if v := versions(resp); v["oos/batch-03"] != "1" {
+		t.Fatalf("versions %v", v)
+	}
+
+	// Ten pods mounting 10 common parameters at once: still one call.
+	q := startProvider(t, e, providerConfig{})
+	e.ResetCounters()
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		go func(i int) {
+			pd := defaultPod
+			pd.name, pd.uid = fmt.Sprintf("pod-%d", i), fmt.Sprintf("uid-%d", i)
+			_, err := q.mountAs(context.Background(), pd, objects(plain...), nil)
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 10; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, all := e.CallsAction("oos", "GetParameters"), e.Calls("oos"); n != 1 || all != 1 {
+		t.Fatalf("10 pods x 10 parameters: %d GetParameters of %d OOS calls, want 1 of 1", n, all)
+	}
+
+	// A missing name is answered exactly as a single read would: that
+	// object fails NotFound, the others are read and cached.
+	r := startProvider(t, e, providerConfig{})
+	e.ResetCounters()
+	withMissing := append(append([]string{}, lines[:6]...), "- objectName: batch-missing", "  objectType: oos")
+	_, err := r.mount(context.Background(), objects(withMissing...), nil)
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), `objects[3] "batch-missing"`) || strings.Count(err.Error(), "objects[") != 1 {
+		t.Fatalf("missing name: %v", err)
+	}
+	if n := e.CallsAction("oos", "GetSecretParameter"); n != 1 {
+		t.Fatalf("the missing name was read alone %d times, want 1", n)
+	}
+	calls := e.Calls("oos")
+	r.mountOK(t, objects(lines[:6]...), nil)
+	if n := e.Calls("oos"); n != calls {
+		t.Fatalf("the found names were not cached: %d more calls", n-calls)
+	}
+
+	// A denied name refuses the whole batch call upstream; each name is then
+	// read alone, so only the denied object fails.
+	s := startProvider(t, e, providerConfig{})
+	e.SetPolicy(emulator.DemoPrincipal, emulator.Policy{Deny: map[string][]string{"oos:*": {"batch-05"}}})
+	e.ResetCounters()
+	_, err = s.mount(context.Background(), objects(lines...), nil)
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `"batch-05"`) || !strings.Contains(err.Error(), "1 of 10 objects failed") {
+		t.Fatalf("denied name: %v", err)
+	}
+	if n, single := e.CallsAction("oos", "GetSecretParameters"), e.CallsAction("oos", "GetSecretParameter"); n != 1 || single != 10 {
+		t.Fatalf("a refused batch: %d batch and %d single calls, want 1 and 10", n, single)
+	}
+}

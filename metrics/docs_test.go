@@ -31,7 +31,7 @@ func TestOperationsDocListsEveryMetric(t *testing.T) {
 	m.CacheRefresh(fetch.TypeKMS, true, nil)
 	m.CacheEvicted()
 	m.CacheEntries(1)
-	m.UpstreamCall(fetch.TypeKMS, "x", "", time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "x", "", time.Millisecond)
 	m.Retry(fetch.TypeKMS, fetch.KindThrottled)
 	m.RateLimitWait(fetch.TypeKMS, time.Second)
 	m.CredentialRefresh("rrsa", nil)

@@ -255,11 +255,11 @@ func (m *Metrics) CacheEvicted() { m.cacheEvictions.Inc() }
 func (m *Metrics) CacheEntries(n int) { m.cacheEntries.Set(float64(n)) }
 
 // UpstreamCall counts one call to KMS or OOS; code "" is a success.
-func (m *Metrics) UpstreamCall(t fetch.ObjectType, name, code string, d time.Duration) {
+func (m *Metrics) UpstreamCall(t fetch.ObjectType, action, name, code string, d time.Duration) {
 	if code == "" {
 		code = CodeOK
 	}
-	svc, act := service(t), Action(t)
+	svc, act := service(t), label(action)
 	if m.objects != nil {
 		m.objects.inc(m.upstreamRequests, svc, label(name), code == CodeOK, svc, act, label(code))
 	} else {
@@ -302,15 +302,6 @@ func (m *Metrics) CredentialRefresh(mode string, err error) {
 // FUSEOp counts one FUSE operation.
 func (m *Metrics) FUSEOp(op string, err error) {
 	m.fuseOps.WithLabelValues(label(op), fuseResult(err)).Inc()
-}
-
-// Action is the upstream API action a read of type t calls.
-func Action(t fetch.ObjectType) string {
-	switch t {
-	case fetch.TypeKMS, fetch.TypeOOS, fetch.TypeOOSParameter:
-		return fetch.ReadAction(t, false)
-	}
-	return "unknown"
 }
 
 // service is the metrics label of t's service: kms or oos.

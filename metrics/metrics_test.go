@@ -60,9 +60,9 @@ func TestEveryFamilyMoves(t *testing.T) {
 	m.CacheEvicted()
 	m.CacheEvicted()
 	m.CacheEntries(7)
-	m.UpstreamCall(fetch.TypeKMS, "db-pass", "", 40*time.Millisecond)
-	m.UpstreamCall(fetch.TypeKMS, "db-pass", "Forbidden.NoPermission", 10*time.Millisecond)
-	m.UpstreamCall(fetch.TypeOOS, "p", "Throttling.User", 10*time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "db-pass", "", 40*time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "db-pass", "Forbidden.NoPermission", 10*time.Millisecond)
+	m.UpstreamCall(fetch.TypeOOS, "GetSecretParameter", "p", "Throttling.User", 10*time.Millisecond)
 	m.Retry(fetch.TypeOOS, fetch.KindThrottled)
 	m.RateLimitWait(fetch.TypeKMS, 300*time.Millisecond)
 	m.CredentialRefresh("rrsa", nil)
@@ -119,7 +119,7 @@ func TestEveryFamilyMoves(t *testing.T) {
 func TestObjectLabelsOnlyWhenAsked(t *testing.T) {
 	m := metrics.New(metrics.Options{ObjectLabels: true})
 	m.CacheLookup(fetch.TypeKMS, "db-pass", fetch.OutcomeHit)
-	m.UpstreamCall(fetch.TypeOOS, "app/param", "", time.Millisecond)
+	m.UpstreamCall(fetch.TypeOOS, "GetSecretParameter", "app/param", "", time.Millisecond)
 	s := scrape(t, m)
 	want(t, s, 1, p+"cache_requests_total", "type", "kms", "outcome", "hit", "object", "db-pass")
 	want(t, s, 1, p+"upstream_requests_total", "service", "oos", "code", "OK", "object", "app/param")
@@ -133,7 +133,7 @@ func TestObjectLabelsOnlyWhenAsked(t *testing.T) {
 // the client panic, and stay bounded.
 func TestHostileLabelValues(t *testing.T) {
 	m := metrics.New(metrics.Options{ObjectLabels: true})
-	m.UpstreamCall(fetch.TypeKMS, "bad\xffname", "Code\xfe"+strings.Repeat("x", 500), time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "bad\xffname", "Code\xfe"+strings.Repeat("x", 500), time.Millisecond)
 	m.CacheLookup(fetch.ObjectType("weird"), strings.Repeat("é", 300), fetch.OutcomeHit)
 	s := scrape(t, m)
 	for _, c := range s.LabelValues(p+"upstream_requests_total", "code") {
@@ -156,7 +156,7 @@ func TestPromLint(t *testing.T) {
 	m := metrics.New(metrics.Options{ObjectLabels: true})
 	m.Mount("success", time.Millisecond)
 	m.CacheLookup(fetch.TypeKMS, "x", fetch.OutcomeHit)
-	m.UpstreamCall(fetch.TypeKMS, "x", "", time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "x", "", time.Millisecond)
 	m.Retry(fetch.TypeKMS, fetch.KindUnavailable)
 	m.RateLimitWait(fetch.TypeKMS, time.Second)
 	m.CredentialRefresh("rrsa", nil)
@@ -187,10 +187,4 @@ func TestPanicCountedThroughRecoverInterceptor(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	want(t, scrape(t, m), 1, p+"panics_total", "where", "/v1alpha1.CSIDriverProvider/Mount")
-}
-
-func TestAction(t *testing.T) {
-	if metrics.Action(fetch.TypeKMS) != "GetSecretValue" || metrics.Action(fetch.TypeOOS) != "GetSecretParameter" {
-		t.Fatal("wrong actions")
-	}
 }

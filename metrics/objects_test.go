@@ -17,13 +17,13 @@ func TestObjectLabelsOnlyForServedObjects(t *testing.T) {
 	m := metrics.New(metrics.Options{ObjectLabels: true})
 	for i := 0; i < 50; i++ {
 		name := fmt.Sprintf("no-such-secret-%d", i)
-		m.UpstreamCall(fetch.TypeKMS, name, "Forbidden.ResourceNotFound", time.Millisecond)
+		m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", name, "Forbidden.ResourceNotFound", time.Millisecond)
 		m.CacheLookup(fetch.TypeKMS, name, fetch.OutcomeError)
 	}
-	m.UpstreamCall(fetch.TypeKMS, "db-pass", "", time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "db-pass", "", time.Millisecond)
 	m.CacheLookup(fetch.TypeKMS, "db-pass", fetch.OutcomeMiss)
 	// A name served once keeps its label when it fails later.
-	m.UpstreamCall(fetch.TypeKMS, "db-pass", "Forbidden.NoPermission", time.Millisecond)
+	m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", "db-pass", "Forbidden.NoPermission", time.Millisecond)
 	m.CacheLookup(fetch.TypeKMS, "db-pass", fetch.OutcomeError)
 
 	s := scrape(t, m)
@@ -46,7 +46,7 @@ func TestObjectLabelsCapped(t *testing.T) {
 	const n = 2000
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("obj-%d", i)
-		m.UpstreamCall(fetch.TypeOOS, name, "", time.Millisecond)
+		m.UpstreamCall(fetch.TypeOOS, "GetSecretParameter", name, "", time.Millisecond)
 		m.CacheLookup(fetch.TypeOOS, name, fetch.OutcomeMiss)
 	}
 	s := scrape(t, m)
@@ -65,7 +65,7 @@ func TestObjectLabelsCapped(t *testing.T) {
 func TestObjectLabelsMaxEvictsLeastRecentlyUsed(t *testing.T) {
 	m := metrics.New(metrics.Options{ObjectLabels: true, ObjectLabelsMax: 2})
 	serve := func(name string) {
-		m.UpstreamCall(fetch.TypeKMS, name, "", time.Millisecond)
+		m.UpstreamCall(fetch.TypeKMS, "GetSecretValue", name, "", time.Millisecond)
 		m.CacheLookup(fetch.TypeKMS, name, fetch.OutcomeMiss)
 	}
 	serve("a")
@@ -83,7 +83,7 @@ func TestObjectLabelsMaxEvictsLeastRecentlyUsed(t *testing.T) {
 	want(t, s, 2, p+"cache_requests_total", "object", "a")
 	// The same name in KMS and OOS is two objects: the OOS a evicts the
 	// KMS a (used before c), and only its series.
-	m.UpstreamCall(fetch.TypeOOS, "a", "", time.Millisecond)
+	m.UpstreamCall(fetch.TypeOOS, "GetSecretParameter", "a", "", time.Millisecond)
 	s = scrape(t, m)
 	want(t, s, 1, p+"upstream_requests_total", "service", "oos", "object", "a")
 	if s.Has(p+"upstream_requests_total", "service", "kms", "object", "a") || s.Has(p+"cache_requests_total", "type", "kms", "object", "a") {
