@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/memo"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
 
@@ -91,6 +93,39 @@ type Server struct {
 	// one is refused here with the files to blame, not by the driver's gRPC
 	// client with a bare ResourceExhausted. 0: DefaultMaxResponseBytes.
 	MaxResponseBytes int
+
+	// attrs remembers the decoded attributes of recent volumes: kubelet
+	// re-publishes a volume with the same attributes every rotation poll.
+	attrs     *memo.Map[string, map[string]string]
+	attrsOnce sync.Once
+}
+
+// Bounds of the attribute memo: the attributes of the 128 most recent
+// volumes, of at most 2 KiB each (a pod's with a class of a dozen objects;
+// 512 KiB worst case with the decoded copies). Larger ones are decoded every
+// time: their objects' work dwarfs the decode.
+const (
+	maxMemoAttrs      = 128
+	maxMemoAttrsBytes = 2 << 10
+)
+
+// attributes decodes the request's attributes, from the memo when the same
+// text was decoded before. The map is shared: read it, never write it.
+// Attributes that carry service account tokens (tokenRequests) are never
+// kept: they are credentials, and new on every token refresh anyway.
+func (s *Server) attributes(raw string) (map[string]string, error) {
+	s.attrsOnce.Do(func() { s.attrs = &memo.Map[string, map[string]string]{Max: maxMemoAttrs} })
+	if len(raw) > maxMemoAttrsBytes || strings.Contains(raw, auth.AttrServiceAccountTokens) {
+		return parseJSONMap("attributes", raw)
+	}
+	if m, ok := s.attrs.Get(raw); ok {
+		return m, nil
+	}
+	m, err := parseJSONMap("attributes", raw)
+	if err == nil {
+		s.attrs.Put(raw, m)
+	}
+	return m, err
 }
 
 func (s *Server) maxResponseBytes() int {
@@ -152,7 +187,7 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		}
 	}()
 
-	attrs, err := parseJSONMap("attributes", req.GetAttributes())
+	attrs, err := s.attributes(req.GetAttributes())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

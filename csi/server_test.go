@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 )
 
@@ -123,5 +124,32 @@ func TestSummarize(t *testing.T) {
 	}
 	if got := summarize(nil); got != "" {
 		t.Fatalf("summarize(nil) = %q", got)
+	}
+}
+
+func TestAttributesMemo(t *testing.T) {
+	s := &Server{}
+	raw := `{"csi.storage.k8s.io/pod.name":"p","objects":"- objectName: a"}`
+	a, err := s.attributes(raw)
+	if err != nil || a[AttrPodName] != "p" || s.attrs.Len() != 1 {
+		t.Fatal(a, err)
+	}
+	b, _ := s.attributes(raw)
+	if b[AttrPodName] != "p" || s.attrs.Len() != 1 {
+		t.Fatal("the same attributes decoded twice")
+	}
+	if _, err := s.attributes(`{"x":1}`); err == nil {
+		t.Fatal("bad attributes accepted")
+	}
+	tokens := `{"` + auth.AttrServiceAccountTokens + `":"{}","csi.storage.k8s.io/pod.name":"p"}`
+	if m, err := s.attributes(tokens); err != nil || m[AttrPodName] != "p" {
+		t.Fatal(m, err)
+	}
+	big := `{"a":"` + strings.Repeat("x", maxMemoAttrsBytes) + `"}`
+	if _, err := s.attributes(big); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.attrs.Len(); n != 1 {
+		t.Fatalf("%d remembered: a failure, tokens or oversize attributes were kept", n)
 	}
 }

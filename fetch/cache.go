@@ -186,7 +186,7 @@ type record struct {
 	// a record keeps: key() reads it back for the rare log line or event.
 	id       string
 	entry    atomic.Pointer[Entry]
-	fetch    atomic.Pointer[FetchFunc] // latest caller's, so refreshes use fresh credentials
+	fetch    atomic.Pointer[fetchRef] // latest caller's, so refreshes use fresh credentials
 	lastRead atomic.Int64              // unix nanos of opts.Now
 	pins     atomic.Int32
 	busy     atomic.Bool // a background refresh is running
@@ -203,11 +203,29 @@ type failure struct {
 	at  time.Time
 }
 
+// fetchRef is a record's fetch function and the credential it reads with
+// (owner, compared by Fresh; nil when the caller gave none).
+type fetchRef struct {
+	fn    FetchFunc
+	owner any
+}
+
 func (r *record) fetchFn() FetchFunc {
 	if p := r.fetch.Load(); p != nil {
-		return *p
+		return p.fn
 	}
 	return nil
+}
+
+// sameOwner compares two owners, treating values that cannot be compared
+// as different.
+func sameOwner(a, b any) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a != nil && a == b
 }
 
 // NewCache returns a cache; call Run to start its refresher and to end its
@@ -295,7 +313,7 @@ func (c *Cache) record(k Key, fetch FetchFunc) *record {
 		c.mu.Unlock()
 	}
 	if fetch != nil {
-		r.fetch.Store(&fetch)
+		r.fetch.Store(&fetchRef{fn: fetch})
 	}
 	return r
 }
@@ -371,8 +389,11 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch FetchFunc) (*Entry, Outcom
 // Fresh is Get's answer when it can be given without waiting: k's entry if
 // it is cached and within its TTL (a hit, counted as one). Otherwise it
 // reports false and does nothing; call Get. A warm Mount answers from here
-// on its own goroutine instead of starting one per object.
-func (c *Cache) Fresh(k Key, fetch FetchFunc) (*Entry, bool) {
+// on its own goroutine instead of starting one per object. owner is what
+// the fetch function reads with (the credential): only when it differs from
+// the stored one is mk called and its function stored, so a warm hit
+// allocates nothing.
+func (c *Cache) Fresh(k Key, owner any, mk func() FetchFunc) (*Entry, bool) {
 	r := c.lookup(k)
 	if r == nil {
 		return nil, false
@@ -383,8 +404,8 @@ func (c *Cache) Fresh(k Key, fetch FetchFunc) (*Entry, bool) {
 		return nil, false
 	}
 	r.lastRead.Store(now.UnixNano())
-	if fetch != nil {
-		r.fetch.Store(&fetch)
+	if ref := r.fetch.Load(); mk != nil && (ref == nil || !sameOwner(ref.owner, owner)) {
+		r.fetch.Store(&fetchRef{fn: mk(), owner: owner})
 	}
 	c.opts.Observer.CacheLookup(k.Type, k.Name, OutcomeHit)
 	return e, true

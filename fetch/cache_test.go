@@ -288,3 +288,30 @@ func TestRecordKeyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestFreshKeepsTheFetchOfTheSameOwner(t *testing.T) {
+	c := NewCache(CacheOptions{TTL: time.Minute})
+	k := Key{Identity: "fp", Type: TypeKMS, Name: "db"}
+	if _, _, err := c.Get(context.Background(), k, func(context.Context) (Result, error) { return Result{Data: Bytes("v"), Version: "1"}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	built := 0
+	mk := func() FetchFunc { built++; return func(context.Context) (Result, error) { return Result{}, nil } }
+	owner, other := new(int), new(int)
+	for range 3 {
+		if _, ok := c.Fresh(k, owner, mk); !ok {
+			t.Fatal("no hit")
+		}
+	}
+	if built != 1 {
+		t.Fatalf("built %d fetch functions for one owner, want 1 (the first replaces Get's, which has none)", built)
+	}
+	c.Fresh(k, other, mk)
+	if built != 2 {
+		t.Fatal("a new owner's fetch function was not stored")
+	}
+	c.Fresh(k, []int{1}, mk) // not comparable: treated as new
+	if built != 3 {
+		t.Fatal("an owner that cannot be compared kept the old function")
+	}
+}

@@ -397,7 +397,7 @@ func (f *Fetcher) fresh(id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, 
 	if err != nil {
 		return Key{}, nil, false
 	}
-	e, ok := f.cache.Fresh(k, f.FetchFunc(id, t))
+	e, ok := f.cache.Fresh(k, id.Credential, func() FetchFunc { return f.FetchFunc(id, t) })
 	return k, e, ok
 }
 
