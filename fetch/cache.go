@@ -187,7 +187,7 @@ type record struct {
 	id       string
 	entry    atomic.Pointer[Entry]
 	fetch    atomic.Pointer[fetchRef] // latest caller's, so refreshes use fresh credentials
-	lastRead atomic.Int64              // unix nanos of opts.Now
+	lastRead atomic.Int64             // unix nanos of opts.Now
 	pins     atomic.Int32
 	busy     atomic.Bool // a background refresh is running
 	// fail is the last fetch's failure while the record is failing, nil
