@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -105,6 +106,12 @@ type CacheOptions struct {
 	// TTL; a refresh still in flight at expiry is waited out by serving the
 	// current value, see revalidateGrace).
 	RefreshAt float64
+	// RefreshJitter spreads refreshes over the RefreshJitter*TTL before
+	// RefreshAt (0.1; negative: none), so a fleet of nodes that cached
+	// their values at once (a rollout) does not refresh at once either.
+	// The offset is fixed per node and per entry, or per batch group, so
+	// values read together in a batch stay due together.
+	RefreshJitter float64
 	// IdleEvict drops entries not read (nor pinned) for this long (3*TTL).
 	IdleEvict time.Duration
 	// FetchTimeout bounds one upstream fetch, retries included (30s).
@@ -132,6 +139,13 @@ func (o *CacheOptions) defaults() {
 	if o.RefreshAt <= 0 || o.RefreshAt >= 1 {
 		o.RefreshAt = 0.9
 	}
+	switch {
+	case o.RefreshJitter < 0:
+		o.RefreshJitter = 0
+	case o.RefreshJitter == 0:
+		o.RefreshJitter = 0.1
+	}
+	o.RefreshJitter = min(o.RefreshJitter, o.RefreshAt)
 	if o.IdleEvict <= 0 {
 		o.IdleEvict = 3 * o.TTL
 	}
@@ -179,6 +193,7 @@ type Cache struct {
 	wg    sync.WaitGroup // every goroutine the cache started
 
 	refreshing sync.WaitGroup // refresh-ahead goroutines (RefreshNow)
+	seed       maphash.Seed   // this node's refresh jitter
 }
 
 type record struct {
@@ -232,7 +247,7 @@ func sameOwner(a, b any) (same bool) {
 // goroutines.
 func NewCache(opts CacheOptions) *Cache {
 	opts.defaults()
-	c := &Cache{opts: opts, items: map[string]*record{}, flights: map[string]*flight{}, subs: map[int]func(Event){}}
+	c := &Cache{opts: opts, items: map[string]*record{}, flights: map[string]*flight{}, subs: map[int]func(Event){}, seed: maphash.MakeSeed()}
 	c.life, c.end = context.WithCancel(context.Background())
 	return c
 }
@@ -727,7 +742,7 @@ func (c *Cache) sweep() {
 			continue
 		}
 		e := r.entry.Load()
-		if e != nil && now.Sub(e.FetchedAt) < time.Duration(float64(c.opts.TTL)*c.opts.RefreshAt) {
+		if e != nil && now.Sub(e.FetchedAt) < c.refreshAfter(r) {
 			continue
 		}
 		if _, recentFail := c.recentFailure(r, now); recentFail {
@@ -756,6 +771,24 @@ func (c *Cache) sweep() {
 			c.refreshing.Done()
 		}
 	}
+}
+
+// refreshAfter is the age at which r is refreshed: RefreshAt of the TTL,
+// less this node's jitter for r (or for r's batch group).
+func (c *Cache) refreshAfter(r *record) time.Duration {
+	at := time.Duration(float64(c.opts.TTL) * c.opts.RefreshAt)
+	span := uint64(float64(c.opts.TTL) * c.opts.RefreshJitter)
+	if span == 0 {
+		return at
+	}
+	var h uint64
+	if m := r.member.Load(); m != nil {
+		g := m.group
+		h = maphash.String(c.seed, g.identity+"\x00"+string(g.typ)+"\x00"+g.endpoint+"\x00"+g.region)
+	} else {
+		h = maphash.String(c.seed, r.id)
+	}
+	return at - time.Duration(h%span) //nolint:gosec // below span, a duration
 }
 
 // evictIdle drops r if it is still unpinned and unread for IdleEvict,

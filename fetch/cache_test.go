@@ -315,3 +315,33 @@ func TestFreshKeepsTheFetchOfTheSameOwner(t *testing.T) {
 		t.Fatal("an owner that cannot be compared kept the old function")
 	}
 }
+
+func TestRefreshJitter(t *testing.T) {
+	c := NewCache(CacheOptions{TTL: 100 * time.Second})
+	lo, hi := 100*time.Second, time.Duration(0)
+	for i := 0; i < 200; i++ {
+		r := &record{id: "k" + strconv.Itoa(i)}
+		d := c.refreshAfter(r)
+		if d > 90*time.Second || d <= 80*time.Second {
+			t.Fatalf("refresh after %v, outside (80s, 90s]", d)
+		}
+		if d != c.refreshAfter(r) {
+			t.Fatal("the offset of one entry moved")
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < 5*time.Second {
+		t.Fatalf("200 entries spread over only %v of the 10s window", hi-lo)
+	}
+	// Members of one batch group are due together.
+	g := batchGroup{identity: "fp", typ: TypeOOS, endpoint: "e", region: "r"}
+	a, b := &record{id: "a"}, &record{id: "b"}
+	a.member.Store(&batchMember{group: g})
+	b.member.Store(&batchMember{group: g})
+	if c.refreshAfter(a) != c.refreshAfter(b) {
+		t.Fatal("one batch group got two refresh points")
+	}
+	if d := NewCache(CacheOptions{TTL: 100 * time.Second, RefreshJitter: -1}).refreshAfter(a); d != 90*time.Second {
+		t.Fatalf("without jitter: %v", d)
+	}
+}

@@ -11,8 +11,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/gctune"
 )
 
 // Stamped at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -58,14 +59,13 @@ func run(args []string) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	// A node daemon holds a small live heap and much short-lived SDK
-	// garbage: collect more often than Go's default unless the operator
-	// chose (GOGC, or GOMEMLIMIT from the chart's memory limit).
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(50)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The collector's setting, unless the operator chose (GOGC, GOMEMLIMIT).
+	gcCtx, gcStop := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() { defer close(gcDone); gctune.Run(gcCtx) }()
+	defer func() { gcStop(); <-gcDone }()
 	var err error
 	switch cmd {
 	case "serve":
