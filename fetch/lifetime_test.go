@@ -43,7 +43,7 @@ func TestRunEndsTheCacheGoroutines(t *testing.T) {
 }
 
 func testRunEndsTheCacheGoroutines(t *testing.T) {
-	const ttl = 200 * time.Millisecond // the sweep ticks every 10ms
+	const ttl = 200 * time.Millisecond                                                // the sweep ticks every 10ms
 	c := NewCache(CacheOptions{TTL: ttl, FetchTimeout: time.Hour, RefreshJitter: -1}) // RefreshAt exactly
 	up := &fakeUpstream{value: "v", version: "1"}
 	blocked := &blockingUpstream{started: make(chan struct{}, 2)}
