@@ -168,3 +168,25 @@ func TestPolicyReloadKeepsLastGood(t *testing.T) {
 		t.Fatalf("a bad file at startup must be an error naming it: %v", err)
 	}
 }
+
+func TestPolicyCommonParameters(t *testing.T) {
+	p, err := LoadPolicy(writePolicy(t, t.TempDir(), "rules:\n  - namespace: app\n    oos: [\"secret-*\"]\n    oosParameters: [\"flags-*\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Allow("app", "default", "oos-parameter", "flags-ui"); err != nil {
+		t.Fatal(err)
+	}
+	// The two name spaces are apart: an encrypted parameter's glob does not
+	// allow a common parameter of that name, nor the other way round.
+	err = p.Allow("app", "default", "oos-parameter", "secret-db")
+	if err == nil || !strings.Contains(err.Error(), `oosParameters: ["secret-db"]`) {
+		t.Fatalf("oos glob allowed a common parameter: %v", err)
+	}
+	if err := p.Allow("app", "default", "oos", "flags-ui"); err == nil {
+		t.Fatal("an oosParameters glob allowed an encrypted parameter")
+	}
+	if _, err := ParsePolicy([]byte("rules:\n  - namespace: a\n    oosParameters: [\" x\"]\n")); err == nil || !strings.Contains(err.Error(), "oosParameters[0]") {
+		t.Fatalf("bad oosParameters glob: %v", err)
+	}
+}

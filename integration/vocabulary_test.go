@@ -175,6 +175,32 @@ func TestPlainParameters(t *testing.T) {
 	if n := e.CallsAction("oos", "GetSecretParameter"); n != 0 {
 		t.Fatalf("a plain parameter was read as an encrypted one (%d calls)", n)
 	}
+	// Everything else works as for oos: a history (ListParameterVersions)
+	// and key files.
+	if _, err := e.PutPlainParameter("app-config", `{"mode":"v3"}`); err != nil {
+		t.Fatal(err)
+	}
+	hp := startProvider(t, e, providerConfig{})
+	resp = hp.mountOK(t, objects(
+		"- objectName: app-config",
+		"  objectType: oos-parameter",
+		"  objectVersionHistory: 2",
+		"- objectName: app-config",
+		"  objectType: oos-parameter",
+		"  objectAlias: kv",
+		"  keysAsFiles: true",
+	), nil)
+	got = writeLikeDriver(t, resp)
+	if string(got["app-config/0"].data) != `{"mode":"v3"}` || string(got["app-config/1"].data) != `{"mode":"v2"}` || string(got["kv/mode"].data) != "v3" {
+		t.Fatalf("plain history and keys: %v", keys(got))
+	}
+	if v := versions(resp); v["oos-parameter/app-config/0"] != "3" || v["oos-parameter/app-config/1"] != "2" {
+		t.Fatalf("versions %v", v)
+	}
+	if e.CallsAction("oos", "ListParameterVersions") != 1 {
+		t.Fatal("a plain history without ListParameterVersions")
+	}
+
 	// Missing: the error names the kind of object.
 	_, err := p.mount(context.Background(), objects("- objectName: nope", "  objectType: oos-parameter"), nil)
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "parameter") {
