@@ -170,12 +170,16 @@ type batchGroup struct {
 	region   string
 }
 
+func groupOf(k Key, t Target) batchGroup {
+	return batchGroup{identity: k.Identity, typ: t.Type, endpoint: t.Endpoint, region: t.Region}
+}
+
 // batchMember is what the refresher needs to read a record again in a
-// batch: its group, target and single read, and the reader.
+// batch: its group, target and the reader (its single read is the record's
+// newest fetch function).
 type batchMember struct {
 	group  batchGroup
 	target Target
-	single FetchFunc
 	id     *auth.Identity
 	f      *Fetcher
 	bs     BatchSource
@@ -352,44 +356,45 @@ func (s *SDKSource) GetBatch(ctx context.Context, id *auth.Identity, ts []Target
 	if err != nil {
 		return nil, nil, &Error{Kind: KindInternal, Service: TypeOOS, Message: "encoding the names"}
 	}
-	got := map[string]Result{}
-	action := BatchAction(t.Type)
+	var params []oosParam
 	if t.Type == TypeOOS {
-		r, cerr := c.oos.GetSecretParametersWithContext(ctx, &oos.GetSecretParametersRequest{Names: dara.String(string(namesJSON)), WithDecryption: dara.Bool(true)}, &dara.RuntimeOptions{})
-		err = cerr
+		var r *oos.GetSecretParametersResponse
+		r, err = c.oos.GetSecretParametersWithContext(ctx, &oos.GetSecretParametersRequest{Names: dara.String(string(namesJSON)), WithDecryption: dara.Bool(true)}, &dara.RuntimeOptions{})
 		if err == nil && (r == nil || r.Body == nil) {
 			err = malformed(t, "no body")
 		}
 		if err == nil {
-			for _, p := range r.Body.Parameters {
-				if p != nil && p.Name != nil && p.Value != nil && p.ParameterVersion != nil {
-					got[*p.Name] = Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}
-				}
-			}
+			params = versionsOf(r.Body.Parameters, func(p *oos.GetSecretParametersResponseBodyParameters) oosParam {
+				return oosParam{name: p.Name, value: p.Value, version: p.ParameterVersion}
+			})
 		}
 	} else {
-		r, cerr := c.oos.GetParametersWithContext(ctx, &oos.GetParametersRequest{Names: dara.String(string(namesJSON))}, &dara.RuntimeOptions{})
-		err = cerr
+		var r *oos.GetParametersResponse
+		r, err = c.oos.GetParametersWithContext(ctx, &oos.GetParametersRequest{Names: dara.String(string(namesJSON))}, &dara.RuntimeOptions{})
 		if err == nil && (r == nil || r.Body == nil) {
 			err = malformed(t, "no body")
 		}
 		if err == nil {
-			for _, p := range r.Body.Parameters {
-				if p != nil && p.Name != nil && p.Value != nil && p.ParameterVersion != nil {
-					got[*p.Name] = Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}
-				}
-			}
+			params = versionsOf(r.Body.Parameters, func(p *oos.GetParametersResponseBodyParameters) oosParam {
+				return oosParam{name: p.Name, value: p.Value, version: p.ParameterVersion}
+			})
 		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		e := Classify(TypeOOS, action, err)
+		e := Classify(TypeOOS, BatchAction(t.Type), err)
 		if e.Kind == KindThrottled && e.RetryAfter == 0 {
 			e.RetryAfter = c.http.hint()
 		}
 		return nil, nil, e
+	}
+	got := make(map[string]Result, len(params))
+	for _, p := range params {
+		if p.name != nil {
+			got[*p.name] = Result{Data: Bytes(*p.value), Version: strconv.Itoa(int(*p.version))}
+		}
 	}
 	res, found = make([]Result, len(ts)), make([]bool, len(ts))
 	for i, n := range names {

@@ -783,8 +783,7 @@ func (c *Cache) refreshAfter(r *record) time.Duration {
 	}
 	var h uint64
 	if m := r.member.Load(); m != nil {
-		g := m.group
-		h = maphash.String(c.seed, g.identity+"\x00"+string(g.typ)+"\x00"+g.endpoint+"\x00"+g.region)
+		h = maphash.Comparable(c.seed, m.group)
 	} else {
 		h = maphash.String(c.seed, r.id)
 	}

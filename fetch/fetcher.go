@@ -290,23 +290,28 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, spec.Objects[i])
 		}()
 	}
+	var targets []Target // of the batch candidates, by object index
 	for i, o := range spec.Objects {
 		results[i].Object = o
-		// Cached objects are answered here; only the others get a
-		// goroutine each, so a warm Mount starts none.
-		if k, e, ok := f.fresh(id, spec, o); ok {
-			results[i].Key, results[i].Entry, results[i].Outcome = k, e, OutcomeHit
-			continue
-		}
-		if canBatch && batchable(o) {
+		// An object with a crossAccountRoleArn takes the full path: its
+		// identity, and so its key, comes from an STS call.
+		if o.CrossAccountRoleArn == "" {
 			if k, t, err := f.Key(id, spec, o); err == nil {
-				if groups == nil {
-					groups = map[batchGroup][]int{}
+				// Cached objects are answered here; only the others get
+				// a goroutine each, so a warm Mount starts none.
+				if e, ok := f.cache.Fresh(k, id.Credential, func() FetchFunc { return f.FetchFunc(id, t) }); ok {
+					results[i].Key, results[i].Entry, results[i].Outcome = k, e, OutcomeHit
+					continue
 				}
-				g := batchGroup{identity: k.Identity, typ: t.Type, endpoint: t.Endpoint, region: t.Region}
-				groups[g] = append(groups[g], i)
-				results[i].Key = k
-				continue
+				if canBatch && batchable(o) {
+					if groups == nil {
+						groups, targets = map[batchGroup][]int{}, make([]Target, len(spec.Objects))
+					}
+					g := groupOf(k, t)
+					groups[g] = append(groups[g], i)
+					results[i].Key, targets[i] = k, t
+					continue
+				}
 			}
 		}
 		single(i)
@@ -319,7 +324,7 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.fetchBatch(ctx, id, spec, bs, idx, results)
+			f.fetchBatch(ctx, id, bs, idx, targets, results)
 		}()
 	}
 	wg.Wait()
@@ -354,19 +359,18 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 }
 
 // fetchBatch serves the objects idx of one batch group through the cache,
-// filling their results.
-func (f *Fetcher) fetchBatch(ctx context.Context, id *auth.Identity, spec *Spec, bs BatchSource, idx []int, results []ObjectResult) {
-	keys, fetches, targets := make([]Key, len(idx)), make([]FetchFunc, len(idx)), make([]Target, len(idx))
+// filling their results; results[i].Key and targets[i] are set.
+func (f *Fetcher) fetchBatch(ctx context.Context, id *auth.Identity, bs BatchSource, idx []int, targets []Target, results []ObjectResult) {
+	keys, fetches, ts := make([]Key, len(idx)), make([]FetchFunc, len(idx)), make([]Target, len(idx))
 	members := make([]*batchMember, len(idx))
 	for j, i := range idx {
-		k, t, _ := f.Key(id, spec, spec.Objects[i]) // checked by the caller
-		keys[j], targets[j], fetches[j] = k, t, f.FetchFunc(id, t)
-		members[j] = &batchMember{group: batchGroup{identity: k.Identity, typ: t.Type, endpoint: t.Endpoint, region: t.Region},
-			target: t, single: fetches[j], id: id, f: f, bs: bs}
+		k, t := results[i].Key, targets[i]
+		keys[j], ts[j], fetches[j] = k, t, f.FetchFunc(id, t)
+		members[j] = &batchMember{group: groupOf(k, t), target: t, id: id, f: f, bs: bs}
 	}
-	entries, outcomes, errs := f.cache.GetBatch(ctx, keys, fetches, members, f.batchFunc(id, bs, targets, fetches))
+	entries, outcomes, errs := f.cache.GetBatch(ctx, keys, fetches, members, f.batchFunc(id, bs, ts, fetches))
 	for j, i := range idx {
-		results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = keys[j], entries[j], outcomes[j], errs[j]
+		results[i].Entry, results[i].Outcome, results[i].Err = entries[j], outcomes[j], errs[j]
 	}
 }
 
@@ -384,21 +388,6 @@ func (f *Fetcher) Pin(id *auth.Identity, spec *Spec, o *Object) (Key, func(), er
 		return Key{}, nil, err
 	}
 	return k, f.cache.Pin(k, f.FetchFunc(id, t)), nil
-}
-
-// fresh answers o from the cache when that needs no wait (Cache.Fresh).
-// An object with a crossAccountRoleArn always takes the full path: its
-// identity comes from an STS call.
-func (f *Fetcher) fresh(id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, bool) {
-	if o.CrossAccountRoleArn != "" {
-		return Key{}, nil, false
-	}
-	k, t, err := f.Key(id, spec, o)
-	if err != nil {
-		return Key{}, nil, false
-	}
-	e, ok := f.cache.Fresh(k, id.Credential, func() FetchFunc { return f.FetchFunc(id, t) })
-	return k, e, ok
 }
 
 func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec, o *Object) (Key, *Entry, Outcome, error) {

@@ -108,66 +108,17 @@ func (s *SDKSource) kmsVersionIDs(ctx context.Context, c *sdkClient, t Target) (
 	return ids, nil
 }
 
-var kmsListSecretVersionIDs = &openapi.Params{
-	Action:      dara.String("ListSecretVersionIds"),
-	Version:     dara.String("2016-01-20"),
-	Protocol:    dara.String("HTTPS"),
-	Pathname:    dara.String("/"),
-	Method:      dara.String("POST"),
-	AuthType:    dara.String("AK"),
-	Style:       dara.String("RPC"),
-	ReqBodyType: dara.String("formData"),
-	BodyType:    dara.String("json"),
-}
+var kmsListSecretVersionIDs = kmsRPC("ListSecretVersionIds")
 
 // getOOSHistory lists the versions of an encrypted (with decryption) or
 // common parameter, every page, and keeps the newest t.History.
 func (s *SDKSource) getOOSHistory(ctx context.Context, c *sdkClient, t Target) (Result, error) {
-	type ver struct {
-		n     int
-		value string
-	}
-	var all []ver
+	var all []oosParam
 	next := ""
 	for page := 0; page < maxVersionPages; page++ {
-		var versions []ver
-		var token string
-		if t.Type == TypeOOS {
-			req := &oos.ListSecretParameterVersionsRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true), MaxResults: dara.Int32(100)}
-			if next != "" {
-				req.NextToken = dara.String(next)
-			}
-			r, err := c.oos.ListSecretParameterVersionsWithContext(ctx, req, &dara.RuntimeOptions{})
-			if err != nil {
-				return Result{}, err
-			}
-			if r == nil || r.Body == nil {
-				return Result{}, malformed(t, "no body")
-			}
-			for _, v := range r.Body.ParameterVersions {
-				if v != nil && v.ParameterVersion != nil && v.Value != nil {
-					versions = append(versions, ver{int(*v.ParameterVersion), *v.Value})
-				}
-			}
-			token = dara.StringValue(r.Body.NextToken)
-		} else {
-			req := &oos.ListParameterVersionsRequest{Name: dara.String(t.Name), MaxResults: dara.Int32(100)}
-			if next != "" {
-				req.NextToken = dara.String(next)
-			}
-			r, err := c.oos.ListParameterVersionsWithContext(ctx, req, &dara.RuntimeOptions{})
-			if err != nil {
-				return Result{}, err
-			}
-			if r == nil || r.Body == nil {
-				return Result{}, malformed(t, "no body")
-			}
-			for _, v := range r.Body.ParameterVersions {
-				if v != nil && v.ParameterVersion != nil && v.Value != nil {
-					versions = append(versions, ver{int(*v.ParameterVersion), *v.Value})
-				}
-			}
-			token = dara.StringValue(r.Body.NextToken)
+		versions, token, err := s.oosVersionsPage(ctx, c, t, next)
+		if err != nil {
+			return Result{}, err
 		}
 		all = append(all, versions...)
 		if token == "" || token == next {
@@ -178,13 +129,60 @@ func (s *SDKSource) getOOSHistory(ctx context.Context, c *sdkClient, t Target) (
 	if len(all) == 0 {
 		return Result{}, malformed(t, "no ParameterVersions")
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
+	sort.Slice(all, func(i, j int) bool { return *all[i].version > *all[j].version })
 	if len(all) > int(t.History) {
 		all = all[:t.History]
 	}
 	hist := make([]Version, len(all))
 	for i, v := range all {
-		hist[i] = Version{Data: Bytes(v.value), Version: strconv.Itoa(v.n)}
+		hist[i] = Version{Data: Bytes(*v.value), Version: strconv.Itoa(int(*v.version))}
 	}
 	return Result{Data: hist[0].Data, Version: hist[0].Version, History: hist}, nil
+}
+
+// oosVersionsPage is one page of ListSecretParameterVersions (with
+// decryption) or ListParameterVersions: the versions with a number and a
+// value, and the next page's token.
+func (s *SDKSource) oosVersionsPage(ctx context.Context, c *sdkClient, t Target, next string) ([]oosParam, string, error) {
+	var token *string
+	if next != "" {
+		token = dara.String(next)
+	}
+	if t.Type == TypeOOS {
+		r, err := c.oos.ListSecretParameterVersionsWithContext(ctx, &oos.ListSecretParameterVersionsRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true), MaxResults: dara.Int32(100), NextToken: token}, &dara.RuntimeOptions{})
+		if err != nil {
+			return nil, "", err
+		}
+		if r == nil || r.Body == nil {
+			return nil, "", malformed(t, "no body")
+		}
+		return versionsOf(r.Body.ParameterVersions, func(v *oos.ListSecretParameterVersionsResponseBodyParameterVersions) oosParam {
+			return oosParam{value: v.Value, version: v.ParameterVersion}
+		}), dara.StringValue(r.Body.NextToken), nil
+	}
+	r, err := c.oos.ListParameterVersionsWithContext(ctx, &oos.ListParameterVersionsRequest{Name: dara.String(t.Name), MaxResults: dara.Int32(100), NextToken: token}, &dara.RuntimeOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	if r == nil || r.Body == nil {
+		return nil, "", malformed(t, "no body")
+	}
+	return versionsOf(r.Body.ParameterVersions, func(v *oos.ListParameterVersionsResponseBodyParameterVersions) oosParam {
+		return oosParam{value: v.Value, version: v.ParameterVersion}
+	}), dara.StringValue(r.Body.NextToken), nil
+}
+
+// versionsOf keeps the items of an OOS answer that have a value and a
+// version.
+func versionsOf[T any](items []*T, get func(*T) oosParam) []oosParam {
+	out := make([]oosParam, 0, len(items))
+	for _, it := range items {
+		if it == nil {
+			continue
+		}
+		if p := get(it); p.value != nil && p.version != nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }

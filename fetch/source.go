@@ -250,10 +250,8 @@ func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Resul
 		res, err = s.getKMS(ctx, c, t)
 	case t.History > 0:
 		res, err = s.getOOSHistory(ctx, c, t)
-	case t.Type == TypeOOS:
+	case t.Type.IsOOS():
 		res, err = s.getOOS(ctx, c, t)
-	case t.Type == TypeOOSParameter:
-		res, err = s.getOOSParameter(ctx, c, t)
 	default:
 		err = fmt.Errorf("unknown object type %q", t.Type)
 	}
@@ -322,63 +320,75 @@ func (s *SDKSource) kmsGetValue(ctx context.Context, c *sdkClient, t Target, ver
 
 // kmsGetSecretValue is the KMS client's own description of GetSecretValue
 // (kms-20160120 GetSecretValueWithOptions).
-var kmsGetSecretValue = &openapi.Params{
-	Action:      dara.String("GetSecretValue"),
-	Version:     dara.String("2016-01-20"),
-	Protocol:    dara.String("HTTPS"),
-	Pathname:    dara.String("/"),
-	Method:      dara.String("POST"),
-	AuthType:    dara.String("AK"),
-	Style:       dara.String("RPC"),
-	ReqBodyType: dara.String("formData"),
-	BodyType:    dara.String("json"),
+var kmsGetSecretValue = kmsRPC("GetSecretValue")
+
+// kmsRPC describes a KMS 2016-01-20 action as the KMS client's
+// <Action>WithOptions methods do, for its context-aware CallApiWithCtx.
+func kmsRPC(action string) *openapi.Params {
+	return &openapi.Params{
+		Action:      dara.String(action),
+		Version:     dara.String("2016-01-20"),
+		Protocol:    dara.String("HTTPS"),
+		Pathname:    dara.String("/"),
+		Method:      dara.String("POST"),
+		AuthType:    dara.String("AK"),
+		Style:       dara.String("RPC"),
+		ReqBodyType: dara.String("formData"),
+		BodyType:    dara.String("json"),
+	}
 }
 
+// oosParam is what every OOS read answers per parameter, whichever action
+// (GetSecretParameter, GetParameter, their batch and version forms).
+type oosParam struct {
+	name, value *string
+	version     *int32
+}
+
+// getOOS reads one encrypted (with decryption) or common parameter.
 func (s *SDKSource) getOOS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
-	req := &oos.GetSecretParameterRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true)}
+	var pv *int32
 	if t.Version != "" {
 		n, err := strconv.ParseInt(t.Version, 10, 32)
 		if err != nil {
 			return Result{}, &Error{Kind: KindInvalid, Service: TypeOOS, Message: "objectVersion is not a number"}
 		}
-		req.ParameterVersion = dara.Int32(int32(n))
+		pv = dara.Int32(int32(n))
 	}
 	// The context reaches our HTTP client through the request.
-	r, err := c.oos.GetSecretParameterWithContext(ctx, req, &dara.RuntimeOptions{})
-	if err != nil {
-		return Result{}, err
-	}
-	if r != nil && (r.StatusCode == nil || *r.StatusCode/100 != 2) {
-		return Result{}, malformed(t, "a non-2xx status without an error body")
-	}
-	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
-		return Result{}, malformed(t, "Parameter.Value or Parameter.ParameterVersion missing")
-	}
-	p := r.Body.Parameter
-	return Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}, nil
-}
-
-func (s *SDKSource) getOOSParameter(ctx context.Context, c *sdkClient, t Target) (Result, error) {
-	req := &oos.GetParameterRequest{Name: dara.String(t.Name)}
-	if t.Version != "" {
-		n, err := strconv.ParseInt(t.Version, 10, 32)
+	var status *int32
+	var p *oosParam
+	answered := false
+	if t.Type == TypeOOS {
+		r, err := c.oos.GetSecretParameterWithContext(ctx, &oos.GetSecretParameterRequest{Name: dara.String(t.Name), WithDecryption: dara.Bool(true), ParameterVersion: pv}, &dara.RuntimeOptions{})
 		if err != nil {
-			return Result{}, &Error{Kind: KindInvalid, Service: TypeOOS, Message: "objectVersion is not a number"}
+			return Result{}, err
 		}
-		req.ParameterVersion = dara.Int32(int32(n))
+		if r != nil {
+			answered, status = true, r.StatusCode
+			if r.Body != nil && r.Body.Parameter != nil {
+				p = &oosParam{value: r.Body.Parameter.Value, version: r.Body.Parameter.ParameterVersion}
+			}
+		}
+	} else {
+		r, err := c.oos.GetParameterWithContext(ctx, &oos.GetParameterRequest{Name: dara.String(t.Name), ParameterVersion: pv}, &dara.RuntimeOptions{})
+		if err != nil {
+			return Result{}, err
+		}
+		if r != nil {
+			answered, status = true, r.StatusCode
+			if r.Body != nil && r.Body.Parameter != nil {
+				p = &oosParam{value: r.Body.Parameter.Value, version: r.Body.Parameter.ParameterVersion}
+			}
+		}
 	}
-	r, err := c.oos.GetParameterWithContext(ctx, req, &dara.RuntimeOptions{})
-	if err != nil {
-		return Result{}, err
-	}
-	if r != nil && (r.StatusCode == nil || *r.StatusCode/100 != 2) {
+	if answered && (status == nil || *status/100 != 2) {
 		return Result{}, malformed(t, "a non-2xx status without an error body")
 	}
-	if r == nil || r.Body == nil || r.Body.Parameter == nil || r.Body.Parameter.Value == nil || r.Body.Parameter.ParameterVersion == nil {
+	if p == nil || p.value == nil || p.version == nil {
 		return Result{}, malformed(t, "Parameter.Value or Parameter.ParameterVersion missing")
 	}
-	p := r.Body.Parameter
-	return Result{Data: Bytes(*p.Value), Version: strconv.Itoa(int(*p.ParameterVersion))}, nil
+	return Result{Data: Bytes(*p.value), Version: strconv.Itoa(int(*p.version))}, nil
 }
 
 func malformed(t Target, what string) error {
