@@ -33,12 +33,7 @@ func (e *Emulator) kmsListSecretVersionIds(c *call, id *identity) {
 		c.writeError(err)
 		return
 	}
-	pageNumber, apiErr := intParam(c, "PageNumber", 1, 1, math.MaxInt32)
-	if apiErr != nil {
-		c.writeError(apiErr)
-		return
-	}
-	pageSize, apiErr := intParam(c, "PageSize", listVersionsDefaultPageSize, 1, listVersionsMaxPageSize)
+	pageNumber, pageSize, apiErr := kmsPage(c, listVersionsDefaultPageSize, listVersionsMaxPageSize)
 	if apiErr != nil {
 		c.writeError(apiErr)
 		return
@@ -195,12 +190,7 @@ func (e *Emulator) kmsListSecrets(c *call, id *identity) {
 		c.writeError(err)
 		return
 	}
-	pageNumber, apiErr := intParam(c, "PageNumber", 1, 1, math.MaxInt32)
-	if apiErr != nil {
-		c.writeError(apiErr)
-		return
-	}
-	pageSize, apiErr := intParam(c, "PageSize", listSecretsDefaultPageSize, 1, listSecretsMaxPageSize)
+	pageNumber, pageSize, apiErr := kmsPage(c, listSecretsDefaultPageSize, listSecretsMaxPageSize)
 	if apiErr != nil {
 		c.writeError(apiErr)
 		return
@@ -257,4 +247,14 @@ func (e *Emulator) kmsListSecrets(c *call, id *identity) {
 		"TotalCount": total,
 		"SecretList": map[string]any{"Secret": list},
 	})
+}
+
+// kmsPage reads the PageNumber (from 1) and PageSize (1 to maxSize) of a
+// KMS list action.
+func kmsPage(c *call, defSize, maxSize int) (number, size int, err *apiError) {
+	if number, err = intParam(c, "PageNumber", 1, 1, math.MaxInt32); err != nil {
+		return 0, 0, err
+	}
+	size, err = intParam(c, "PageSize", defSize, 1, maxSize)
+	return number, size, err
 }

@@ -78,14 +78,24 @@ func (e *Emulator) oosGetParameter(c *call, id *identity) {
 	e.oosGetOne(c, id, plainStore, ActionOOSGetParameter, true)
 }
 
-func (e *Emulator) oosGetOne(c *call, id *identity, store oosStore, action string, withValue bool) {
+// oosNamed reads the Name of a one-parameter action and authorizes action
+// on it; on failure it has answered the call.
+func (e *Emulator) oosNamed(c *call, id *identity, store oosStore, action string) (string, bool) {
 	name := c.resource
 	if name == "" {
 		c.writeError(errf(http.StatusBadRequest, "MissingParameter", "The parameter Name needed but no provided."))
-		return
+		return "", false
 	}
 	if err := e.authorize(c, id, action, name, e.oosDeniedCode, e.oosARN(c.region, store.kind(), name)); err != nil {
 		c.writeError(err)
+		return "", false
+	}
+	return name, true
+}
+
+func (e *Emulator) oosGetOne(c *call, id *identity, store oosStore, action string, withValue bool) {
+	name, ok := e.oosNamed(c, id, store, action)
+	if !ok {
 		return
 	}
 	version, apiErr := parameterVersionParam(c)

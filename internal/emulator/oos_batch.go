@@ -119,13 +119,8 @@ func (e *Emulator) oosListParameterVersions(c *call, id *identity) {
 // oosListVersions answers the versions of one parameter, newest first, in
 // pages of MaxResults (10 to 100, default 50) chained by NextToken.
 func (e *Emulator) oosListVersions(c *call, id *identity, store oosStore, action string, withValue bool) {
-	name := c.resource
-	if name == "" {
-		c.writeError(errf(http.StatusBadRequest, "MissingParameter", "The parameter Name needed but no provided."))
-		return
-	}
-	if apiErr := e.authorize(c, id, action, name, e.oosDeniedCode, e.oosARN(c.region, store.kind(), name)); apiErr != nil {
-		c.writeError(apiErr)
+	name, ok := e.oosNamed(c, id, store, action)
+	if !ok {
 		return
 	}
 	maxResults, apiErr := intParam(c, "MaxResults", listVersionsDefResults, listVersionsMinResults, listVersionsMaxResults)
