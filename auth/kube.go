@@ -7,11 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/kube"
 )
 
 // KubeServiceAccounts reads the role annotation of service accounts from
@@ -47,22 +48,11 @@ func InClusterServiceAccounts() (*KubeServiceAccounts, error) {
 
 // NewKubeServiceAccounts reads service accounts with cfg.
 func NewKubeServiceAccounts(cfg *rest.Config) (*KubeServiceAccounts, error) {
-	cfg = rest.CopyConfig(cfg)
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "csi-secrets-store-provider-alibabacloud"
-	}
-	hc, err := rest.HTTPClientFor(cfg)
+	host, hc, err := kube.Client(cfg, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	host := strings.TrimRight(cfg.Host, "/")
-	if !strings.Contains(host, "://") {
-		host = "https://" + host
-	}
-	return &KubeServiceAccounts{host: host + cfg.APIPath, hc: hc, ttl: 30 * time.Second, now: time.Now, cache: map[string]saEntry{}}, nil
+	return &KubeServiceAccounts{host: host, hc: hc, ttl: 30 * time.Second, now: time.Now, cache: map[string]saEntry{}}, nil
 }
 
 // RoleARN returns the ack.alibabacloud.com/role-arn annotation of
