@@ -36,6 +36,8 @@ func TestOperationsDocListsEveryMetric(t *testing.T) {
 	m.RateLimitWait(fetch.TypeKMS, time.Second)
 	m.CredentialRefresh("rrsa", nil)
 	m.FUSEOp("read", nil)
+	m.CacheChanged(fetch.Event{Key: fetch.Key{Type: fetch.TypeKMS, Name: "x"}, Old: &fetch.Entry{}, New: &fetch.Entry{Version: "2"}})
+	m.RotationEvent("posted")
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

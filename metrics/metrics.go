@@ -57,6 +57,9 @@ type Options struct {
 	// ObjectLabelsMax caps the objects labelled by name; past it the least
 	// recently used one's series are deleted. 0 is DefaultObjectLabelsMax.
 	ObjectLabelsMax int
+	// RotationEvents exports rotation_events_total at 0 for every result
+	// from the start (serve --emit-events).
+	RotationEvents bool
 	// Version and Commit label alibabacloud_provider_build_info.
 	Version, Commit string
 }
@@ -81,6 +84,8 @@ type Metrics struct {
 	rateLimitWait       *prometheus.HistogramVec
 	fuseOps             *prometheus.CounterVec
 	panics              *prometheus.CounterVec
+	secretLastChange    *prometheus.GaugeVec
+	rotationEvents      *prometheus.CounterVec
 }
 
 var (
@@ -163,6 +168,14 @@ func New(o Options) *Metrics {
 			Name: name("panics_total"),
 			Help: "Panics recovered, by where they happened (the gRPC method).",
 		}, []string{"where"}),
+		secretLastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: name("secret_last_change_timestamp_seconds"),
+			Help: "Unix time of the last refresh that published a new version (or new bytes) of a value already cached: a rotation reaching this node. By object type; by object too with --metrics-object-labels.",
+		}, objectLabel("type")),
+		rotationEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: name("rotation_events_total"),
+			Help: "SecretRotated Events (--emit-events), by result: posted, duplicate (the API server already had it), dropped (queue full, or shutdown), failed (refused by the API server, or no answer).",
+		}, []string{"result"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: name("build_info"),
@@ -179,9 +192,15 @@ func New(o Options) *Metrics {
 		m.cacheRequests, m.cacheRefreshes, m.cacheEvictions, m.cacheEntries,
 		m.credentialRefreshes, m.retries, m.failovers, m.rateLimitWait,
 		m.fuseOps, m.panics,
+		m.secretLastChange, m.rotationEvents,
 	)
 	if o.ObjectLabels {
-		m.objects = newObjectLabels(o.ObjectLabelsMax, m.cacheRequests, m.upstreamRequests)
+		m.objects = newObjectLabels(o.ObjectLabelsMax, m.cacheRequests, m.upstreamRequests, m.secretLastChange)
+	}
+	if o.RotationEvents {
+		for _, r := range rotationResults {
+			m.rotationEvents.WithLabelValues(r)
+		}
 	}
 	for _, oc := range mountOutcomes {
 		m.mountRequests.WithLabelValues(oc)
@@ -285,6 +304,33 @@ func (m *Metrics) Retry(t fetch.ObjectType, k fetch.Kind) {
 // RateLimitWait observes how long one call waited for the node-wide limits.
 func (m *Metrics) RateLimitWait(t fetch.ObjectType, d time.Duration) {
 	m.rateLimitWait.WithLabelValues(service(t)).Observe(d.Seconds())
+}
+
+// CacheChanged is a subscriber of the cache's changes (fetch.Cache.Subscribe):
+// it sets the last change time of a value replaced by a new version or new
+// bytes. A first value (Old nil) and a value refused upstream (New nil) are
+// not changes of a served value.
+func (m *Metrics) CacheChanged(ev fetch.Event) {
+	if ev.Old == nil || ev.New == nil {
+		return
+	}
+	t := float64(ev.New.FetchedAt.UnixNano()) / 1e9
+	svc := service(ev.Key.Type)
+	if m.objects != nil {
+		m.objects.set(m.secretLastChange, svc, label(ev.Key.Name), true, t, svc)
+		return
+	}
+	m.secretLastChange.WithLabelValues(svc).Set(t)
+}
+
+// rotationResults are events.Results (a test keeps them equal), exported at
+// 0 with Options.RotationEvents: metrics observes packages, it does not
+// depend on the one that posts Events.
+var rotationResults = []string{"posted", "duplicate", "dropped", "failed"}
+
+// RotationEvent counts one rotation event by result (events.Observer).
+func (m *Metrics) RotationEvent(result string) {
+	m.rotationEvents.WithLabelValues(label(result)).Inc()
 }
 
 // --- auth and fs ---

@@ -33,15 +33,16 @@ type objectLabels struct {
 	order *list.List // of objectKey, most recently used first
 	index map[objectKey]*list.Element
 	// The families with an object label, and the name of their label that
-	// holds the service (cache: type, upstream: service).
+	// holds the service (cache and last change: type, upstream: service).
 	cache, upstream *prometheus.CounterVec
+	lastChange      *prometheus.GaugeVec
 }
 
-func newObjectLabels(max int, cache, upstream *prometheus.CounterVec) *objectLabels {
+func newObjectLabels(max int, cache, upstream *prometheus.CounterVec, lastChange *prometheus.GaugeVec) *objectLabels {
 	if max <= 0 {
 		max = DefaultObjectLabelsMax
 	}
-	return &objectLabels{max: max, order: list.New(), index: map[objectKey]*list.Element{}, cache: cache, upstream: upstream}
+	return &objectLabels{max: max, order: list.New(), index: map[objectKey]*list.Element{}, cache: cache, upstream: upstream, lastChange: lastChange}
 }
 
 // inc increments vec's series of lvs plus the object label of (svc, name);
@@ -50,6 +51,14 @@ func (o *objectLabels) inc(vec *prometheus.CounterVec, svc, name string, served 
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	vec.WithLabelValues(append(lvs, o.labelLocked(svc, name, served))...).Inc()
+}
+
+// set sets vec's series of lvs plus the object label of (svc, name) to v;
+// served as for inc.
+func (o *objectLabels) set(vec *prometheus.GaugeVec, svc, name string, served bool, v float64, lvs ...string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	vec.WithLabelValues(append(lvs, o.labelLocked(svc, name, served))...).Set(v)
 }
 
 func (o *objectLabels) labelLocked(svc, name string, served bool) string {
@@ -67,6 +76,7 @@ func (o *objectLabels) labelLocked(svc, name string, served bool) string {
 		delete(o.index, ok)
 		o.cache.DeletePartialMatch(prometheus.Labels{"type": ok.svc, "object": ok.name})
 		o.upstream.DeletePartialMatch(prometheus.Labels{"service": ok.svc, "object": ok.name})
+		o.lastChange.DeletePartialMatch(prometheus.Labels{"type": ok.svc, "object": ok.name})
 	}
 	o.index[k] = o.order.PushFront(k)
 	return name
