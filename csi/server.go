@@ -88,6 +88,9 @@ type Server struct {
 	// asked for every object before any identity is resolved or any
 	// upstream call is made. Nil: everything is allowed.
 	Policy Policy
+	// Mounts, when set (serve --emit-events), is told of every successful
+	// Mount: the pod and the results of its objects, with their cache keys.
+	Mounts MountRecorder
 	// MaxResponseBytes is the largest encoded MountResponse served (serve's
 	// --max-response-bytes, the driver's --max-call-recv-msg-size); a larger
 	// one is refused here with the files to blame, not by the driver's gRPC
@@ -133,6 +136,13 @@ func (s *Server) maxResponseBytes() int {
 		return DefaultMaxResponseBytes
 	}
 	return s.MaxResponseBytes
+}
+
+// MountRecorder learns which pod mounted which cached values
+// (*events.Recorder). Mounted is called once per successful Mount, on the
+// Mount's goroutine: it must be cheap, and must not keep results.
+type MountRecorder interface {
+	Mounted(namespace, name, uid string, results []fetch.ObjectResult)
 }
 
 // Policy decides whether the pods of a namespace running as a service
@@ -269,6 +279,9 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	if n, limit := proto.Size(resp), s.maxResponseBytes(); n > limit {
 		outcome = "too-large"
 		return nil, status.Error(codes.ResourceExhausted, tooLarge(files, n, limit))
+	}
+	if s.Mounts != nil {
+		s.Mounts.Mounted(ns, pod, attrs[AttrPodUID], results)
 	}
 	outcome = "success"
 	return resp, nil
