@@ -137,6 +137,7 @@ func runMount(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer st.cache.Subscribe(mx.CacheChanged)()
 	// Bind the HTTP listeners before mounting: a port clash fails the start.
 	ops, err := health.Listen(mo.metricsAddr, mo.healthAddr)
 	if err != nil {

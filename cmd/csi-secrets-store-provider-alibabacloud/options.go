@@ -17,6 +17,7 @@ import (
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/kube"
 )
 
 // options are the flags shared by serve, mount, dev and doctor: where the
@@ -44,6 +45,9 @@ type options struct {
 	policyFile           string
 	policyReload         time.Duration
 	denyProviderIdentity bool
+	// kubeconfig is serve's --kubeconfig: the API server of per-pod RRSA's
+	// ServiceAccount reads (and of rotation events); empty: in-cluster.
+	kubeconfig string
 	// command is the flag set's name: doctor may run without a region (it
 	// reports one missing per class); the commands that serve mounts may not.
 	command string
@@ -289,15 +293,19 @@ func (o *options) resolveRegion(ctx context.Context, log *slog.Logger) (string, 
 }
 
 // serviceAccounts reads pods' service-account annotations (per-pod RRSA
-// without a roleArn parameter) when running in a cluster.
+// without a roleArn parameter) when running in a cluster, or from the API
+// server of --kubeconfig.
 func (o *options) serviceAccounts(log *slog.Logger) auth.ServiceAccountRoles {
-	if o.env("KUBERNETES_SERVICE_HOST") == "" {
+	if o.kubeconfig == "" && o.env("KUBERNETES_SERVICE_HOST") == "" {
 		return nil
 	}
-	sa, err := auth.InClusterServiceAccounts()
-	if err != nil {
-		log.Warn("no Kubernetes client: per-pod RRSA needs the roleArn parameter", "error", err.Error())
-		return nil
+	cfg, err := kube.Config(o.kubeconfig)
+	if err == nil {
+		var sa *auth.KubeServiceAccounts
+		if sa, err = auth.NewKubeServiceAccounts(cfg); err == nil {
+			return sa
+		}
 	}
-	return sa
+	log.Warn("no Kubernetes client: per-pod RRSA needs the roleArn parameter", "error", err.Error())
+	return nil
 }

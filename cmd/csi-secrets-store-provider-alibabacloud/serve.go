@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/csi"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/events"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fs"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/health"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/metrics"
@@ -28,6 +29,7 @@ type serveOptions struct {
 	healthAddr          string
 	metricsObjectLabels bool
 	metricsObjectsMax   int
+	emitEvents          bool
 
 	// The FUSE view in this process (--fuse-*): it shares serve's cache.
 	view viewFlags
@@ -47,6 +49,8 @@ func (s *serveOptions) registerOps(flags *flag.FlagSet) {
 	flags.StringVar(&s.healthAddr, "health-addr", ":8081", "listen address of /healthz (liveness) and /readyz (readiness); empty disables them")
 	flags.BoolVar(&s.metricsObjectLabels, "metrics-object-labels", false, "add an object label to the cache and upstream request metrics: the object's name once it has been served successfully, \""+metrics.OtherObject+"\" for names never served (they do not exist or may not be read) and for objects past --metrics-object-labels-max. Names become visible to whoever scrapes")
 	flags.IntVar(&s.metricsObjectsMax, "metrics-object-labels-max", metrics.DefaultObjectLabelsMax, "with --metrics-object-labels, how many objects keep their own series; past it the least recently used object's series are deleted")
+	flags.BoolVar(&s.emitEvents, "emit-events", false, "when a refresh brings a new upstream version of a value pods have mounted, post one Kubernetes Event (reason "+events.Reason+") on each of those pods, naming the object and its old and new versions, never a value. Needs create on events (chart value events.enable)")
+	flags.StringVar(&s.kubeconfig, "kubeconfig", "", "kubeconfig file of the API server that --emit-events and per-pod RRSA's ServiceAccount reads use (tests, development); empty: the pod's own service account")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -84,10 +88,18 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}
 	log := so.logger(os.Stderr)
-	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, ObjectLabelsMax: so.metricsObjectsMax, Version: version, Commit: commit})
+	mx := metrics.New(metrics.Options{ObjectLabels: so.metricsObjectLabels, ObjectLabelsMax: so.metricsObjectsMax,
+		RotationEvents: so.emitEvents, Version: version, Commit: commit})
 	st, err := so.build(ctx, log, mx)
 	if err != nil {
 		return err
+	}
+	defer st.cache.Subscribe(mx.CacheChanged)()
+	var rec *events.Recorder
+	if so.emitEvents {
+		if rec, err = newRecorder(so.kubeconfig, so.cacheTTL, log, mx); err != nil {
+			return err
+		}
 	}
 	// Bind the HTTP listeners before the socket exists: a port clash fails
 	// the start (exit 1) instead of leaving a provider without probes.
@@ -97,6 +109,12 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	defer ops.Shutdown()
 	srv := &csi.Server{Fetcher: st.fetcher, Identity: st.identities, Policy: st.policy, Log: log, Observer: mx, RuntimeVersion: version, MaxResponseBytes: so.maxResponse}
+	if rec != nil {
+		srv.Mounts = rec
+		// The poster ends with ctx; its stop, deferred before the cache's,
+		// runs after the cache's goroutines (its callers) have ended.
+		defer startRecorder(ctx, rec, st)()
+	}
 	g, err := csi.NewGRPCServer(csi.SocketPath(so.providerVolume), srv)
 	if err != nil {
 		return err
@@ -135,7 +153,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}()
 	log.Info("serving", "socket", g.Path(), "version", version, "cacheTTL", so.cacheTTL, "maxStale", so.maxStale,
-		"metricsAddr", ops.MetricsAddr, "healthAddr", ops.HealthAddr, "metricsObjectLabels", so.metricsObjectLabels)
+		"metricsAddr", ops.MetricsAddr, "healthAddr", ops.HealthAddr, "metricsObjectLabels", so.metricsObjectLabels, "emitEvents", so.emitEvents)
 	err = g.Serve(sctx, so.grace)
 	log.Info("stopped")
 	if err == nil {
