@@ -212,6 +212,7 @@ func TestBinaryAcceptsChartFlags(t *testing.T) {
 		"--set", "fuse.uid=1", "--set", "fuse.gid=1", "--set", "fuse.allowOther=true",
 		"--set", "fuse.noOpen=true", "--set", "fuse.lookupTimeout=1s",
 		"--set", "fuse.kernelCacheTimeout=1m", "--set", "fuse.shutdownGrace=1s",
+		"--set", "events.enable=true",
 		// denyProviderIdentity excludes the view; its flag is run for real
 		// by the "pod-rrsa+deny" case above.
 		"--set", "extraArgs={--metrics-object-labels}")

@@ -68,6 +68,7 @@ type scenario struct {
 	sync     bool
 	fuse     bool
 	deny     bool   // --deny-provider-identity
+	events   bool   // --emit-events and its ClusterRole (events.enable)
 	cacheTTL string // expected --cache-ttl
 	// expected --max-response-bytes: the driver's maxCallRecvMsgSize; ""
 	// means the upstream default, 4194304.
@@ -225,6 +226,23 @@ var scenarios = []scenario{
 		// logFormatJSON=false (the incumbent's default) does not override logFormat.
 		name: "logFormatJSON-false", sets: []string{"logFormatJSON=false", "logFormat=json"},
 		poll: "2m", cacheTTL: "2m", logFormat: "json",
+	},
+	{
+		// Rotation events on top of rotation: the flag, and a second
+		// ClusterRole that may only create events.
+		name: "rrsa+rotation+events", values: []string{"values-rrsa.yaml", "values-rotation-sync.yaml"},
+		sets: []string{"events.enable=true"},
+		rrsa: true, rotation: true, poll: "120s", sync: true, cacheTTL: "120s", events: true,
+		env: map[string]env{
+			"ALICLOUD_ROLE_ARN":          fromSecret("rolearn"),
+			"ALICLOUD_OIDC_PROVIDER_ARN": fromSecret("oidcproviderarn"),
+			"ALICLOUD_OIDC_TOKEN_FILE":   {value: rrsaTokenFile},
+		},
+	},
+	{
+		// Events with RBAC managed by the user: the flag, no ClusterRole at all.
+		name: "worker-role+events-no-rbac", values: []string{"values-worker-role.yaml"},
+		sets: []string{"events.enable=true", "rbac.install=false"}, poll: "2m", cacheTTL: "2m", events: true,
 	},
 	{
 		// With the ConfigMap-backed files too: the view's classes sit next to them.
@@ -494,26 +512,15 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 		t.Errorf("no rrsa, yet token files %v", tokenFiles)
 	}
 
-	// ServiceAccount and RBAC: only `get serviceaccounts`, for per-pod RRSA.
+	// ServiceAccount and RBAC: `get serviceaccounts` for per-pod RRSA, and
+	// `create events` only with events.enable.
 	if pod.ServiceAccountName != providerSA {
 		t.Errorf("serviceAccountName %q, want %q (the guide's oidc:sub condition)", pod.ServiceAccountName, providerSA)
 	}
 	if sa, ok := find[*corev1.ServiceAccount](objs)[providerSA]; !ok || sa.Namespace != namespace {
 		t.Errorf("ServiceAccount %s/%s missing", namespace, providerSA)
 	}
-	role, ok := find[*rbacv1.ClusterRole](objs)[releaseName]
-	if !ok {
-		t.Fatalf("no ClusterRole %s", releaseName)
-	}
-	wantRules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}}}
-	if fmt.Sprint(role.Rules) != fmt.Sprint(wantRules) {
-		t.Errorf("ClusterRole rules %+v, want %+v", role.Rules, wantRules)
-	}
-	binding, ok := find[*rbacv1.ClusterRoleBinding](objs)[releaseName]
-	if !ok || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
-		binding.Subjects[0].Name != providerSA || binding.Subjects[0].Namespace != namespace {
-		t.Errorf("ClusterRoleBinding %+v does not bind %s to %s/%s", binding, role.Name, namespace, providerSA)
-	}
+	checkRBAC(t, objs, sc)
 
 	// Nothing of ours lands outside the release namespace.
 	for _, o := range objs {
@@ -526,6 +533,70 @@ func checkProvider(t *testing.T, objs []runtime.Object, sc scenario) {
 			t.Errorf("%s is in namespace %q", m.GetName(), m.GetNamespace())
 		}
 	}
+}
+
+// checkRBAC: with rbac.install (the default) exactly one ClusterRole of
+// ours, `get serviceaccounts` for per-pod RRSA; with events.enable, a second
+// one, `create events` and nothing more, and serve gets --emit-events. Each
+// bound to the provider's ServiceAccount only.
+func checkRBAC(t *testing.T, objs []runtime.Object, sc scenario) {
+	t.Helper()
+	ds := find[*appsv1.DaemonSet](objs)[releaseName]
+	if _, ok := flags(container(t, ds.Spec.Template.Spec, "provider").Args[1:])["--emit-events"]; ok != sc.events {
+		t.Errorf("--emit-events present %v, want %v (events.enable)", ok, sc.events)
+	}
+	rbacOn := !slices.Contains(sc.sets, "rbac.install=false")
+	want := map[string][]rbacv1.PolicyRule{}
+	if rbacOn {
+		want[releaseName] = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}}}
+		if sc.events {
+			want[releaseName+"-events"] = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}}}
+		}
+	}
+	ours := func(labels map[string]string) bool { return labels["app.kubernetes.io/name"] == chartName }
+	roles := map[string]*rbacv1.ClusterRole{}
+	for name, r := range find[*rbacv1.ClusterRole](objs) {
+		if ours(r.Labels) {
+			roles[name] = r
+		}
+	}
+	if len(roles) != len(want) {
+		t.Errorf("ClusterRoles of ours %v, want exactly %v", sortedKeys(roles), sortedKeys(want))
+	}
+	bindings := find[*rbacv1.ClusterRoleBinding](objs)
+	for name, rules := range want {
+		role, ok := roles[name]
+		if !ok {
+			t.Errorf("no ClusterRole %s", name)
+			continue
+		}
+		if fmt.Sprint(role.Rules) != fmt.Sprint(rules) {
+			t.Errorf("ClusterRole %s rules %+v, want %+v", name, role.Rules, rules)
+		}
+		binding, ok := bindings[name]
+		if !ok || binding.RoleRef.Name != role.Name || binding.RoleRef.Kind != "ClusterRole" || len(binding.Subjects) != 1 ||
+			binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != providerSA || binding.Subjects[0].Namespace != namespace {
+			t.Errorf("ClusterRoleBinding %+v does not bind %s to %s/%s", binding, role.Name, namespace, providerSA)
+		}
+	}
+	n := 0
+	for _, b := range bindings {
+		if ours(b.Labels) {
+			n++
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d ClusterRoleBindings of ours, want %d", n, len(want))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func checkDriver(t *testing.T, objs []runtime.Object, sc scenario, on bool, kubeVersion string) {
@@ -806,6 +877,8 @@ func TestChartRejects(t *testing.T) {
 			"fuse.mountpoint=/var/run/secrets-store-csi-providers"}, "overlap"},
 		{"fuse option of the old DaemonSet", []string{"fuse.enabled=true", "fuse.classes.a=x", "fuse.healthPort=8091"}, "healthPort"},
 		{"bad log format", []string{"logFormat=yaml"}, "logFormat"},
+		{"events without the service account token", []string{"events.enable=true", "serviceAccount.automountToken=false"}, "automountToken"},
+		{"misspelt events key", []string{"events.enabled=true"}, "enabled"},
 		{"fuse view and no provider identity", []string{"fuse.enabled=true", "fuse.classes.a=x", "denyProviderIdentity=true"}, "denyProviderIdentity"},
 		{"rrsa and no provider identity", []string{"denyProviderIdentity=true", "rrsa.enable=true",
 			"envVarsFromSecret.ALICLOUD_ROLE_ARN.secretKeyRef=s", "envVarsFromSecret.ALICLOUD_ROLE_ARN.key=k",

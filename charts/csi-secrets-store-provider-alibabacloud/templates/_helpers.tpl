@@ -181,6 +181,9 @@ Checks that fail the render with a message that says what to set.
 */}}
 {{- define "csspa.validate" -}}
 {{- include "csspa.validateIncumbent" . -}}
+{{- if and .Values.events.enable (not .Values.serviceAccount.automountToken) -}}
+{{- fail "events.enable=true posts Events with the provider's service account token, which serviceAccount.automountToken=false does not mount: set serviceAccount.automountToken=true, or events.enable=false" -}}
+{{- end -}}
 {{- range $name, $ref := .Values.envVarsFromSecret -}}
 {{- if not (regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $name) -}}
 {{- fail (printf "envVarsFromSecret: %q is not an environment variable name" $name) -}}
