@@ -122,12 +122,12 @@ func (s *APISink) Post(ctx context.Context, r Rotation) error {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	switch {
-	case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusOK:
 		return nil
-	case resp.StatusCode == http.StatusConflict:
+	case http.StatusConflict:
 		return ErrExists
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+	case http.StatusForbidden, http.StatusUnauthorized:
 		return fmt.Errorf("post event: HTTP %d (%s): grant the provider's service account create on events (chart value events.enable=true with rbac.install=true)",
 			resp.StatusCode, statusMessage(msg))
 	default:

@@ -125,8 +125,10 @@ func TestEventName(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if EventName(rot) != EventName(rot) {
-		t.Error("EventName is not deterministic")
+	again := rot
+	again.File, again.OldVersion, again.At = "other-file", "v0", time.Now()
+	if EventName(again) != EventName(rot) {
+		t.Error("EventName depends on more than the pod, the object and the new version")
 	}
 }
 
