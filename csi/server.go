@@ -222,6 +222,9 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	}
 	if pol := s.Policy; pol != nil {
 		for _, o := range spec.Objects {
+			if o.Dir != nil {
+				continue // every name it lists is checked before it is read
+			}
 			if err := pol.Allow(ns, attrs[AttrServiceAccount], string(o.Type), o.Name); err != nil {
 				outcome = "denied"
 				return nil, status.Errorf(codes.PermissionDenied, "%s: %v", o.Ref(), err)
@@ -255,8 +258,14 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	log.Debug("identity chosen", "pod", logAttr(pod), "namespace", logAttr(ns), "mode", string(id.Mode),
 		"principal", textutil.Clip(id.Principal, 1024), "reason", textutil.Clip(id.Reason, 1024))
 
-	files, results, err := s.Fetcher.Fetch(ctx, id, spec)
+	var allow fetch.Allow
+	if pol := s.Policy; pol != nil {
+		sa := attrs[AttrServiceAccount]
+		allow = func(t fetch.ObjectType, name string) error { return pol.Allow(ns, sa, string(t), name) }
+	}
+	files, results, err := s.Fetcher.FetchAllowed(ctx, id, spec, allow)
 	cacheSummary = summarize(results)
+	logHidden(ctx, log, pod, ns, results)
 	if err != nil {
 		outcome = "fetch"
 		return nil, status.Error(grpcCode(err), err.Error())
@@ -274,6 +283,13 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 		}
 		pv[i].Id, pv[i].Version = f.ID, f.Version
 		resp.Files[i], resp.ObjectVersion[i] = &pf[i], &pv[i]
+	}
+	// An optional object that does not exist has no file, but a version:
+	// its creation changes it, and the driver writes the new file.
+	for _, r := range results {
+		if r.Err == nil && r.Entry != nil && r.Entry.Absent {
+			resp.ObjectVersion = append(resp.ObjectVersion, &v1alpha1.ObjectVersion{Id: r.Object.FileID(), Version: r.Entry.Version})
+		}
 	}
 	// The driver's gRPC client measures the encoded message, so this does.
 	if n, limit := proto.Size(resp), s.maxResponseBytes(); n > limit {
@@ -319,7 +335,24 @@ func tooLarge(files []fetch.File, n, limit int) string {
 }
 
 // summaryOrder is the order of the outcomes in a Mount's "cache" log field.
-var summaryOrder = [...]fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeError}
+var summaryOrder = [...]fetch.Outcome{fetch.OutcomeHit, fetch.OutcomeMiss, fetch.OutcomeCoalesced, fetch.OutcomeRefreshed, fetch.OutcomeStale, fetch.OutcomeAbsent, fetch.OutcomeError}
+
+// logHidden says which listed names the namespace policy kept out of a
+// Mount (names, never values), once per directory object.
+func logHidden(ctx context.Context, log *slog.Logger, pod, ns string, rs []fetch.ObjectResult) {
+	for _, r := range rs {
+		if len(r.Hidden) == 0 {
+			continue
+		}
+		names := r.Hidden
+		if len(names) > 20 {
+			names = names[:20]
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "listed objects hidden by the namespace policy",
+			slog.String("pod", logAttr(pod)), slog.String("namespace", logAttr(ns)), slog.String("object", r.Object.Ref()),
+			slog.Int("hidden", len(r.Hidden)), slog.String("names", textutil.Clip(strings.Join(names, ","), maxLoggedError)))
+	}
+}
 
 // summarize counts the outcomes of a Mount's objects: "hit=9,miss=1".
 func summarize(rs []fetch.ObjectResult) string {

@@ -158,7 +158,7 @@ type BatchSource interface {
 // read with the Mount's identity, without a failover region (a failed batch
 // would otherwise have to fail over name by name).
 func batchable(o *Object) bool {
-	return o.Type.IsOOS() && o.Version == "" && o.History == 0 && o.CrossAccountRoleArn == "" && o.FailoverRegion == ""
+	return o.Type.IsOOS() && o.Version == "" && o.History == 0 && o.CrossAccountRoleArn == "" && o.FailoverRegion == "" && !o.Optional
 }
 
 // batchGroup is what one batch call can read together: one identity, one

@@ -38,6 +38,8 @@ type Entry struct {
 	// objectVersionHistory read; Data and Version are History[0]'s.
 	History   []Version
 	FetchedAt time.Time
+	// Absent marks an optional object that does not exist upstream.
+	Absent bool
 }
 
 // FetchFunc reads a value upstream (with retries and limits already applied).
@@ -53,6 +55,8 @@ const (
 	OutcomeRefreshed Outcome = "refreshed" // expired entry refetched in line
 	OutcomeStale     Outcome = "stale"     // upstream failing; last good value served
 	OutcomeError     Outcome = "error"
+	// OutcomeAbsent: a listed object deleted since its listing, left out.
+	OutcomeAbsent Outcome = "absent"
 )
 
 // Event reports a refresh that published a new upstream version (or new
@@ -578,7 +582,7 @@ func (c *Cache) publish(r *record, res Result, err error) (*Entry, error) {
 		}
 		return nil, err
 	}
-	ne := &Entry{Data: res.Data, Version: res.Version, Binary: res.Binary, History: res.History, FetchedAt: now}
+	ne := &Entry{Data: res.Data, Version: res.Version, Binary: res.Binary, History: res.History, FetchedAt: now, Absent: res.Absent}
 	old := r.entry.Swap(ne)
 	recovered := r.fail.Swap(nil) != nil && old != nil
 	if recovered {

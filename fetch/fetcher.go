@@ -42,12 +42,15 @@ type FetcherOptions struct {
 	// AllowedKMSEndpoints are extra glob patterns (path.Match) for per-object
 	// kmsEndpoint, on top of the built-in Alibaba Cloud patterns.
 	AllowedKMSEndpoints  []string
-	MaxConcurrentFetches int     // node-wide, default 16
-	KMSQPS, OOSQPS       float64 // node-wide client-side limits, default 20
-	KMSBurst, OOSBurst   int     // default 2x QPS
-	Retry                RetryPolicy
-	Roles                RoleAssumer
-	Observer             Observer
+	MaxConcurrentFetches int // node-wide, default 16
+	// MaxListed bounds the objects a Mount's directory objects list,
+	// together (--max-listed-objects, default DefaultMaxListed).
+	MaxListed          int
+	KMSQPS, OOSQPS     float64 // node-wide client-side limits, default 20
+	KMSBurst, OOSBurst int     // default 2x QPS
+	Retry              RetryPolicy
+	Roles              RoleAssumer
+	Observer           Observer
 }
 
 // Fetcher resolves a Spec for an identity through the cache, fetching the
@@ -66,6 +69,9 @@ type Fetcher struct {
 func NewFetcher(cache *Cache, source Source, opts FetcherOptions) *Fetcher {
 	if opts.MaxConcurrentFetches <= 0 {
 		opts.MaxConcurrentFetches = 16
+	}
+	if opts.MaxListed <= 0 {
+		opts.MaxListed = DefaultMaxListed
 	}
 	if opts.KMSQPS <= 0 {
 		opts.KMSQPS = 20
@@ -135,6 +141,9 @@ type ObjectResult struct {
 	Outcome Outcome
 	Entry   *Entry
 	Err     error
+	// Hidden are the listed names of a directory object that the
+	// Mount's policy refused: left out, never read.
+	Hidden []string
 }
 
 // ObjectError is one failed object of a mount.
@@ -206,6 +215,10 @@ func (f *Fetcher) Key(id *auth.Identity, spec *Spec, o *Object) (Key, Target, er
 	if fr := o.FailoverRegion; fr != "" && fr != region {
 		t.FailoverRegion, k.Failover = fr, fr
 	}
+	if o.Dir != nil {
+		t.List, t.ListMax = o.Dir, f.opts.MaxListed
+	}
+	t.Optional = o.Optional
 	return k, t, nil
 }
 
@@ -275,11 +288,29 @@ func (f *Fetcher) kmsEndpointAllowed(ep string) bool {
 	return false
 }
 
+// Allow decides whether the Mount's pod may read a listed object (the
+// namespace policy); an error hides the object. nil allows every one.
+type Allow func(t ObjectType, name string) error
+
 // Fetch serves every object of spec for id: all files, or a *MountError
 // naming every failed object. Objects are fetched in parallel through the
 // cache.
 func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]File, []ObjectResult, error) {
-	results := make([]ObjectResult, len(spec.Objects))
+	return f.FetchAllowed(ctx, id, spec, nil)
+}
+
+// FetchAllowed is Fetch with a policy for the objects directory objects
+// list: each listed name is shown to allow before its value is read.
+func (f *Fetcher) FetchAllowed(ctx context.Context, id *auth.Identity, spec *Spec, allow Allow) ([]File, []ObjectResult, error) {
+	objs := spec.Objects
+	var listed []ObjectResult
+	if spec.dirs {
+		var err error
+		if objs, listed, err = f.expandDirs(ctx, id, spec, allow); err != nil {
+			return nil, listed, err
+		}
+	}
+	results := make([]ObjectResult, len(objs))
 	var wg sync.WaitGroup
 	var groups map[batchGroup][]int
 	bs, canBatch := f.source.(BatchSource)
@@ -287,11 +318,11 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, spec.Objects[i])
+			results[i].Key, results[i].Entry, results[i].Outcome, results[i].Err = f.fetchObject(ctx, id, spec, objs[i])
 		}()
 	}
 	var targets []Target // of the batch candidates, by object index
-	for i, o := range spec.Objects {
+	for i, o := range objs {
 		results[i].Object = o
 		// An object with a crossAccountRoleArn takes the full path: its
 		// identity, and so its key, comes from an STS call.
@@ -305,7 +336,7 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 				}
 				if canBatch && batchable(o) {
 					if groups == nil {
-						groups, targets = map[batchGroup][]int{}, make([]Target, len(spec.Objects))
+						groups, targets = map[batchGroup][]int{}, make([]Target, len(objs))
 					}
 					g := groupOf(k, t)
 					groups[g] = append(groups[g], i)
@@ -329,10 +360,15 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 	}
 	wg.Wait()
 
-	files := make([]File, 0, len(spec.Objects))
-	me := &MountError{Total: len(spec.Objects)}
+	files := make([]File, 0, len(objs))
+	me := &MountError{Total: len(objs)}
 	for i := range results {
 		r := &results[i]
+		if r.Err != nil && r.Object.parent != nil && KindOf(r.Err) == KindNotFound {
+			// Deleted since it was listed: the next listing drops it.
+			r.Outcome, r.Entry = OutcomeAbsent, nil
+			continue
+		}
 		if r.Err != nil {
 			me.Failures = append(me.Failures, ObjectError{r.Object, hint(r.Object, r.Key, r.Err)})
 			continue
@@ -347,12 +383,15 @@ func (f *Fetcher) Fetch(ctx context.Context, id *auth.Identity, spec *Spec) ([]F
 			files[k].obj = r.Object
 		}
 	}
+	if listed != nil {
+		results = append(listed, results...)
+	}
 	if len(me.Failures) > 0 {
 		return nil, results, me
 	}
 	if spec.dynamic {
 		if oe := checkDynamicPaths(files); oe != nil {
-			return nil, results, &MountError{Total: len(spec.Objects), Failures: []ObjectError{*oe}}
+			return nil, results, &MountError{Total: len(objs), Failures: []ObjectError{*oe}}
 		}
 	}
 	return files, results, nil
@@ -419,6 +458,11 @@ func (f *Fetcher) fetchObject(ctx context.Context, id *auth.Identity, spec *Spec
 func (f *Fetcher) FetchFunc(id *auth.Identity, t Target) FetchFunc {
 	return func(ctx context.Context) (Result, error) {
 		res, err := f.retry(ctx, id, t)
+		if err != nil && t.Optional && KindOf(err) == KindNotFound {
+			// Cached like a value: a missing optional object costs one
+			// call per TTL, and its creation is a change of version.
+			return Result{Absent: true, Version: AbsentVersion}, nil
+		}
 		if err == nil || t.FailoverRegion == "" || !failsOver(err) || ctx.Err() != nil {
 			return res, err
 		}
@@ -538,7 +582,7 @@ func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result
 	if err != nil {
 		code = errCode(err)
 	}
-	f.obs.UpstreamCall(t.Type, ReadAction(t.Type, t.History > 0), t.Name, code, time.Since(callStart))
+	f.obs.UpstreamCall(t.Type, actionOf(t), t.Name, code, time.Since(callStart))
 	return res, err
 }
 
@@ -560,6 +604,9 @@ func backoff(p RetryPolicy, attempt int, last error) time.Duration {
 func hint(o *Object, k Key, err error) error {
 	switch KindOf(err) {
 	case KindPermission:
+		if o.Dir != nil {
+			return fmt.Errorf("%w; grant the identity RAM actions %s on %s", err, strings.Join(ObjectRAMActions(o), ", "), ObjectResourceARN(o, k.Region))
+		}
 		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o.Type, o.History > 0), ResourceARN(o.Type, k.Region, o.Name))
 	case KindNotFound:
 		return fmt.Errorf("%w; check that the %s %q (and any objectVersion/objectVersionLabel) exists in region %s", err, o.Type.Noun(), o.Name, k.Region)

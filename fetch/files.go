@@ -30,6 +30,12 @@ func ObjectFiles(o *Object, e *Entry) ([]File, error) {
 // unchanged, with nothing of o in it.
 func appendObjectFiles(dst []File, o *Object, e *Entry) ([]File, error) {
 	switch {
+	case e.Absent:
+		return dst, nil // an optional object that does not exist
+	case o.Dir != nil:
+		// Only the FUSE view asks for a directory object's own file:
+		// its listing, the names one per line.
+		return append(dst, File{Path: o.File, ID: o.fileID, Data: e.Data, Version: e.Version}), nil
 	case o.History > 0:
 		return appendHistoryFiles(dst, o, e)
 	case o.KeysAsFiles:
@@ -152,6 +158,9 @@ func checkDynamicPaths(files []File) *ObjectError {
 }
 
 func dynamic(f *File) bool {
+	if f.obj != nil && f.obj.parent != nil {
+		return true // named by a listing
+	}
 	return f.obj != nil && (f.obj.KeysAsFiles || f.obj.History > 0) && f.Path != f.obj.File &&
 		strings.HasPrefix(f.Path, f.obj.File+"/")
 }
@@ -161,14 +170,19 @@ func collision(a, b *File) *ObjectError {
 	if !dynamic(a) {
 		dyn, other = b, a
 	}
-	msg := "one of its key or version files collides with another file of this volume (the same path, or one needs the other as a directory)"
-	if !dynamic(other) {
-		msg = fmt.Sprintf("one of its key or version files collides with the file %q (the same path, or one needs the other as a directory)", textutil.Truncate(other.Path, 64))
+	obj, what := dyn.obj, "key or version"
+	if obj.parent != nil {
+		// A listed name is not secret: name it, and blame its directory.
+		obj, what = obj.parent, fmt.Sprintf("listed (%q)", textutil.Truncate(dyn.Path, 64))
+	}
+	msg := "one of its " + what + " files collides with another file of this volume (the same path, or one needs the other as a directory)"
+	if !dynamic(other) || other.obj.parent != nil {
+		msg = fmt.Sprintf("one of its %s files collides with the file %q (the same path, or one needs the other as a directory)", what, textutil.Truncate(other.Path, 64))
 		if other.obj != nil {
 			msg += " of " + other.obj.Ref()
 		}
 	}
-	return &ObjectError{Object: dyn.obj, Err: &Error{Kind: KindInvalid, Message: msg + "; give the objects distinct objectAlias names"}}
+	return &ObjectError{Object: obj, Err: &Error{Kind: KindInvalid, Message: msg + "; give the objects distinct objectAlias names"}}
 }
 
 // badKeyName says why a key cannot be a file name under the object's

@@ -22,6 +22,8 @@ func FuzzParseParameters(f *testing.F) {
 	f.Add("- objectName: db\n  keysAsFiles: true\n  objectFormat: yaml\n  filePermission: \"0440\"\n", "False", "", "cn-shanghai")
 	f.Add("- objectName: p\n  objectType: oos-parameter\n  objectVersionHistory: 3\n  objectEncoding: base64\n", "", "cn-hangzhou", "cn-shanghai")
 	f.Add("- objectName: db\n  jmesPath:\n    - {path: a, objectAlias: b, filePermission: \"0400\", objectEncoding: hex}\n", "", "", "")
+	f.Add("- objectPath: /app/prod/\n  objectType: oos\n  objectAlias: prod\n  recursive: true\n  filePermission: \"0440\"\n", "False", "", "")
+	f.Add("- objectTags: {team: payments, env: prod}\n  objectAlias: pay\n- objectName: maybe\n  optional: true\n", "", "cn-hangzhou", "cn-shanghai")
 	f.Fuzz(func(t *testing.T, objects, pt, region, failover string) {
 		params := map[string]string{"objects": objects}
 		if failover != "" {

@@ -81,6 +81,16 @@ type rawObject struct {
 	// A pointer tells "objectVersionHistory: 0" (refused) from unset.
 	ObjectVersionHistory *int   `json:"objectVersionHistory"`
 	FailoverRegion       string `json:"failoverRegion"`
+	// ObjectPath (oos, oos-parameter) or ObjectTags (kms) replace
+	// objectName: a directory of every object found (dir.go).
+	ObjectPath string            `json:"objectPath"`
+	Recursive  bool              `json:"recursive"`
+	ObjectTags map[string]string `json:"objectTags"`
+	// Optional: a missing object (NotFound) leaves its files out.
+	Optional bool `json:"optional"`
+	// File: false keeps the object's files out of the volume; it only
+	// feeds templates (template.go). A pointer tells false from unset.
+	File *bool `json:"file"`
 }
 
 // Object is one validated object of a class.
@@ -119,6 +129,15 @@ type Object struct {
 	// fileID is File's object_version id ("<type>/<path>"), computed
 	// once here rather than on every Mount.
 	fileID string
+
+	// Dir makes the object a directory of every object an OOS path or a
+	// set of KMS tags lists (dir.go); Name is then the path or the tags.
+	Dir *Dir
+	// Optional: when upstream says the object does not exist, the Mount
+	// goes on without its files (object version AbsentVersion).
+	Optional bool
+	// parent is the directory object a listed member belongs to.
+	parent *Object
 }
 
 // JMESFile is one validated jmesPath entry and the file it makes.
@@ -142,14 +161,36 @@ func (o *Object) Paths() []string {
 	return out
 }
 
-// Ref names the object in messages: objects[i] "name" (type).
+// Ref names the object in messages: objects[i] "name" (type); a
+// directory by what it lists, a listed member by its name and directory.
 func (o *Object) Ref() string {
+	switch {
+	case o.Dir != nil:
+		return fmt.Sprintf("objects[%d] %s (%s)", o.Index, o.Dir, o.Type)
+	case o.parent != nil:
+		return fmt.Sprintf("objects[%d] %q (%s, listed by %s)", o.Index, o.Name, o.Type, o.parent.Dir)
+	}
 	return fmt.Sprintf("objects[%d] %q (%s)", o.Index, o.Name, o.Type)
 }
+
+// Parent is the directory object that listed o, or nil.
+func (o *Object) Parent() *Object { return o.parent }
 
 // Selector is the version selector part of the cache key: what is read
 // upstream, so a history and a single value of one name are two entries.
 func (o *Object) Selector() string {
+	if o.Dir != nil {
+		return o.Dir.selector()
+	}
+	if o.Optional {
+		// Missing is an answer only for an optional read: the two never
+		// share an entry.
+		return "optional," + o.selector()
+	}
+	return o.selector()
+}
+
+func (o *Object) selector() string {
 	if o.History > 0 {
 		return "history=" + strconv.Itoa(int(o.History))
 	}
@@ -177,6 +218,8 @@ type Spec struct {
 	// dynamic: some object's files are named by its value (keysAsFiles)
 	// or its versions (objectVersionHistory), checked at each Mount.
 	dynamic bool
+	// dirs: some object is a directory object (objectPath, objectTags).
+	dirs bool
 	// Notes are non-fatal remarks for the log (never secret).
 	Notes []string
 }
@@ -282,7 +325,8 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 			return nil, err
 		}
 		spec.Objects = append(spec.Objects, o)
-		spec.dynamic = spec.dynamic || o.KeysAsFiles || o.History > 0
+		spec.dynamic = spec.dynamic || o.KeysAsFiles || o.History > 0 || o.Dir != nil
+		spec.dirs = spec.dirs || o.Dir != nil
 	}
 	if err := checkCollisions(spec); err != nil {
 		return nil, err
@@ -349,7 +393,9 @@ func (r rawObject) equal(o *rawObject) bool {
 		len(r.JMESPath) == len(o.JMESPath) && r.KMSEndpoint == o.KMSEndpoint &&
 		r.CrossAccountRoleArn == o.CrossAccountRoleArn && r.FilePermission == o.FilePermission &&
 		r.ObjectEncoding == o.ObjectEncoding && r.ObjectFormat == o.ObjectFormat && r.KeysAsFiles == o.KeysAsFiles &&
-		(r.ObjectVersionHistory == nil) == (o.ObjectVersionHistory == nil) && r.FailoverRegion == o.FailoverRegion
+		(r.ObjectVersionHistory == nil) == (o.ObjectVersionHistory == nil) && r.FailoverRegion == o.FailoverRegion &&
+		r.ObjectPath == o.ObjectPath && r.Recursive == o.Recursive && (r.ObjectTags == nil) == (o.ObjectTags == nil) &&
+		r.Optional == o.Optional
 }
 
 var (
@@ -366,12 +412,6 @@ func parseObject(i int, r *rawObject, spec *Spec) (*Object, error) {
 		Version: r.ObjectVersion, VersionLabel: r.ObjectVersionLabel,
 		KMSEndpoint: r.KMSEndpoint, CrossAccountRoleArn: r.CrossAccountRoleArn,
 	}
-	if o.Name == "" {
-		return nil, verr(f("objectName"), "is required: the name of the KMS secret or OOS parameter")
-	}
-	if err := checkName(f("objectName"), o.Name); err != nil {
-		return nil, err
-	}
 	switch strings.ToLower(r.ObjectType) {
 	case "", "kms":
 		o.Type = TypeKMS
@@ -382,6 +422,19 @@ func parseObject(i int, r *rawObject, spec *Spec) (*Object, error) {
 	default:
 		return nil, verr(f("objectType"), "%q is not supported; use \"kms\" (the default), \"oos\" (an encrypted parameter) or \"oos-parameter\" (a common parameter)", textutil.Truncate(r.ObjectType, 32))
 	}
+	isDir, err := parseDir(o, r, f)
+	if err != nil {
+		return nil, err
+	}
+	if !isDir {
+		if o.Name == "" {
+			return nil, verr(f("objectName"), "is required: the name of the KMS secret or OOS parameter (or objectPath or objectTags for a directory of them)")
+		}
+		if err := checkName(f("objectName"), o.Name); err != nil {
+			return nil, err
+		}
+	}
+	o.Optional = r.Optional
 	switch o.Type {
 	case TypeKMS:
 		if o.Version != "" && !kmsVersionIDRe.MatchString(o.Version) {
@@ -569,7 +622,7 @@ func checkCollisions(spec *Spec) error {
 	var all []item
 	for _, o := range spec.Objects {
 		fld := fmt.Sprintf("objects[%d]", o.Index)
-		all = append(all, item{o.File, fld, o.KeysAsFiles || o.History > 0})
+		all = append(all, item{o.File, fld, o.KeysAsFiles || o.History > 0 || o.Dir != nil})
 		for j, jf := range o.JMES {
 			all = append(all, item{jf.Path, fmt.Sprintf("objects[%d].jmesPath[%d].objectAlias", o.Index, j), false})
 		}
@@ -618,3 +671,6 @@ func searchJMES(expr *jmespath.JMESPath, doc any) (v any, err error) {
 	}()
 	return expr.Search(doc)
 }
+
+// FileID is the object_version id of the object's own file.
+func (o *Object) FileID() string { return o.fileID }

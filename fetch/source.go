@@ -43,6 +43,12 @@ type Target struct {
 	// availability; "" for none. Its endpoint is the region's, as for any
 	// object without a kmsEndpoint.
 	FailoverRegion string
+	// List, when set, reads a directory object's listing (names only)
+	// instead of a value; ListMax bounds the names (--max-listed-objects).
+	List    *Dir
+	ListMax int
+	// Optional turns "not found" into an absent value (Result.Absent).
+	Optional bool
 }
 
 // Result is what a source returns: the value and its upstream version.
@@ -54,7 +60,14 @@ type Result struct {
 	// History is set for an objectVersionHistory read: the current
 	// version first; Data and Version are History[0]'s.
 	History []Version
+	// Absent: an optional object upstream says does not exist; Version
+	// is AbsentVersion and there is no Data.
+	Absent bool
 }
+
+// AbsentVersion is the object version of an optional object that does not
+// exist: fixed, so its creation upstream is a change the driver writes.
+const AbsentVersion = "absent"
 
 // Version is one version of a value, in a history.
 type Version struct {
@@ -244,6 +257,8 @@ func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Resul
 	}
 	var res Result
 	switch {
+	case t.List != nil:
+		res, err = s.list(ctx, c, t)
 	case t.Type == TypeKMS && t.History > 0:
 		res, err = s.getKMSHistory(ctx, c, t)
 	case t.Type == TypeKMS:
@@ -268,7 +283,13 @@ func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Resul
 	return res, nil
 }
 
-func actionOf(t Target) string { return ReadAction(t.Type, t.History > 0) }
+// actionOf is the API action a read of t calls (a listing: its first).
+func actionOf(t Target) string {
+	if t.List != nil {
+		return ListAction(t.Type)
+	}
+	return ReadAction(t.Type, t.History > 0)
+}
 
 func (s *SDKSource) getKMS(ctx context.Context, c *sdkClient, t Target) (Result, error) {
 	res, _, err := s.kmsGetValue(ctx, c, t, t.Version, t.VersionLabel)

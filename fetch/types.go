@@ -76,3 +76,29 @@ func BatchAction(t ObjectType) string {
 	}
 	return "GetSecretParameters"
 }
+
+// ObjectRAMActions are the RAM actions reading o needs, for permission
+// hints: a directory object's listing action first, then what reads its
+// members (one at a time, and batched for OOS).
+func ObjectRAMActions(o *Object) []string {
+	if o.Dir == nil {
+		return RAMActions(o.Type, o.History > 0)
+	}
+	out := []string{string(o.Type.Service()) + ":" + ListAction(o.Type)}
+	if o.Type.IsOOS() {
+		out = append(out, "oos:"+BatchAction(o.Type))
+	}
+	return append(out, RAMActions(o.Type, false)...)
+}
+
+// ObjectResourceARN is the RAM resource of o in region: a directory
+// object's covers every name it may list.
+func ObjectResourceARN(o *Object, region string) string {
+	switch {
+	case o.Dir != nil && o.Dir.Path != "":
+		return ResourceARN(o.Type, region, o.Dir.Path+"*")
+	case o.Dir != nil:
+		return ResourceARN(o.Type, region, "*")
+	}
+	return ResourceARN(o.Type, region, o.Name)
+}

@@ -354,6 +354,16 @@ func (ov *objView) apply(e *fetch.Entry, log *slog.Logger) (*snapshot, bool) {
 	}
 	n := len(ov.files)
 	ns := &snapshot{entry: e, data: make([][]byte, n), mtime: make([]time.Time, n)}
+	if e.Absent {
+		// An optional object that does not exist: served like a value
+		// refused upstream, until it is created.
+		ns.gone = &fetch.Error{Kind: fetch.KindNotFound, Message: "the optional object does not exist upstream (object version " + e.Version + ")"}
+		for i := range ns.mtime {
+			ns.mtime[i] = e.FetchedAt
+		}
+		ov.snap.Store(ns)
+		return ns, cur != nil && cur.gone == nil
+	}
 	files, derr := fetch.ObjectFiles(ov.o, e)
 	if derr == nil && len(files) == n {
 		for i, f := range files {

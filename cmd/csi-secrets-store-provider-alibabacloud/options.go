@@ -30,6 +30,7 @@ type options struct {
 	cacheTTL             time.Duration
 	maxStale             time.Duration
 	maxConcurrentFetches int
+	maxListed            int
 	kmsQPS, oosQPS       float64
 	kmsBurst, oosBurst   int
 	connectTimeout       time.Duration
@@ -95,6 +96,7 @@ func (o *options) registerIdentity(flags *flag.FlagSet) {
 // registerLimits: node-wide bounds on upstream calls, and SDK timeouts.
 func (o *options) registerLimits(flags *flag.FlagSet) {
 	flags.IntVar(&o.maxConcurrentFetches, "max-concurrent-fetches", 16, "node-wide bound on upstream calls in flight")
+	flags.IntVar(&o.maxListed, "max-listed-objects", fetch.DefaultMaxListed, "most objects a Mount's directory objects (objectPath, objectTags) may list, together; a larger listing fails the Mount naming the flag")
 	flags.Float64Var(&o.kmsQPS, "kms-qps", 20, "node-wide client-side rate limit for KMS calls per second")
 	flags.IntVar(&o.kmsBurst, "kms-burst", 40, "burst of the KMS rate limit")
 	flags.Float64Var(&o.oosQPS, "oos-qps", 20, "node-wide client-side rate limit for OOS calls per second")
@@ -231,7 +233,7 @@ func (o *options) build(ctx context.Context, log *slog.Logger, obs fetch.Observe
 	f := fetch.NewFetcher(cache, src, fetch.FetcherOptions{
 		Region: region, KMSEndpoint: o.kmsEndpoint.Default, OOSEndpoint: o.oosEndpoint.Default,
 		KMSEndpoints: o.kmsEndpoint.PerRegion, OOSEndpoints: o.oosEndpoint.PerRegion, Roles: ids,
-		AllowedKMSEndpoints: allowed, MaxConcurrentFetches: o.maxConcurrentFetches,
+		AllowedKMSEndpoints: allowed, MaxConcurrentFetches: o.maxConcurrentFetches, MaxListed: o.maxListed,
 		KMSQPS: o.kmsQPS, OOSQPS: o.oosQPS, KMSBurst: o.kmsBurst, OOSBurst: o.oosBurst,
 		Observer: obs,
 	})

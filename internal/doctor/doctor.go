@@ -176,11 +176,11 @@ func fix(r row, id *auth.Identity, region string) string {
 	flag := "--" + string(o.Type.Service()) + "-endpoint"
 	switch fetch.KindOf(r.err) {
 	case fetch.KindPermission:
-		actions := fetch.RAMActions(o.Type, o.History > 0)
+		actions := fetch.ObjectRAMActions(o)
 		if o.Type == fetch.TypeOOS {
-			actions = actions[:1] // the KMS key's action is the note below
+			actions = actions[:len(actions)-1] // the KMS key's action is the note below
 		}
-		action, resource := strings.Join(actions, " and "), fetch.ResourceARN(o.Type, region, o.Name)
+		action, resource := strings.Join(actions, " and "), fetch.ObjectResourceARN(o, region)
 		pol, _ := json.MarshalIndent(ramPolicy{Version: "1", Statement: []ramStatement{{Effect: "Allow", Action: actions, Resource: []string{resource}}}}, "", "  ")
 		s := fmt.Sprintf("fix: %s may not call %s on %s. Attach this RAM policy to it\n(RAM console > Permissions > Policies > Create Policy > JSON), or add the statement to its policy:\n%s",
 			id, action, resource, pol)
