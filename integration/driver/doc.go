@@ -9,11 +9,12 @@
 //     controller-runtime fake client, driven over CSI gRPC as kubelet does:
 //     NodePublishVolume mounts a real tmpfs (root only) and the driver writes
 //     our files with its atomic writer; NodeUnpublishVolume cleans up.
-//   - sync_test.go, dryrun_test.go: a real kube-apiserver and etcd through
-//     controller-runtime's envtest (KUBEBUILDER_ASSETS, see
+//   - sync_test.go, dryrun_test.go, events_test.go: a real kube-apiserver and
+//     etcd through controller-runtime's envtest (KUBEBUILDER_ASSETS, see
 //     hack/k8s/setup-envtest.sh): the driver's secret-sync controller turns
-//     our mounts into Kubernetes Secrets, and every chart rendering and
-//     example passes a server-side dry run.
+//     our mounts into Kubernetes Secrets, every chart rendering and example
+//     passes a server-side dry run, and `serve --emit-events` posts one
+//     SecretRotated Event per pod with the chart's own RBAC.
 //
 // This is a module of its own so that the driver, controller-runtime and
 // envtest stay out of the provider's go.mod. docs/reliability-driver.md says

@@ -168,13 +168,14 @@ func (p *provider) mounts() int {
 }
 
 // startProvider runs `serve` against e with the demo AccessKey, as the
-// chart runs it next to the driver, and waits for its socket to answer.
-func startProvider(t testing.TB, e *emulator.Emulator, cacheTTL time.Duration) *provider {
+// chart runs it next to the driver, plus extra flags, and waits for its
+// socket to answer.
+func startProvider(t testing.TB, e *emulator.Emulator, cacheTTL time.Duration, extra ...string) *provider {
 	t.Helper()
 	p := &provider{dir: shortTempDir(t), logs: &syncBuffer{}}
-	cmd := exec.Command(providerBin, "serve", "--provider-volume", p.dir, "--region", "cn-hangzhou",
+	cmd := exec.Command(providerBin, append([]string{"serve", "--provider-volume", p.dir, "--region", "cn-hangzhou",
 		"--kms-endpoint", e.URL(), "--oos-endpoint", e.URL(), "--cache-ttl", cacheTTL.String(),
-		"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0")
+		"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"}, extra...)...)
 	cmd.Env = []string{
 		"ACCESS_KEY_ID=" + emulator.DemoAccessKeyID,
 		"SECRET_ACCESS_KEY=" + emulator.DemoAccessKeySecret,
