@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/kube"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
@@ -75,9 +76,15 @@ func Message(r Rotation) string {
 	if r.File != "" && r.File != r.Object[strings.IndexByte(r.Object, '/')+1:] {
 		file = " (file " + textutil.Clip(r.File, maxQuotedName) + ")"
 	}
-	return fmt.Sprintf("%s%s changed upstream: version %s -> %s; the volume gets the new value at the driver's next rotation poll (enableSecretRotation)",
-		textutil.Clip(r.Object, maxQuotedName), file,
-		textutil.Clip(r.OldVersion, maxQuotedVersion), textutil.Clip(r.NewVersion, maxQuotedVersion))
+	obj, from, to := textutil.Clip(r.Object, maxQuotedName), textutil.Clip(r.OldVersion, maxQuotedVersion), textutil.Clip(r.NewVersion, maxQuotedVersion)
+	const poll = "at the driver's next rotation poll (enableSecretRotation)"
+	switch {
+	case r.NewVersion == fetch.AbsentVersion:
+		return fmt.Sprintf("%s%s was deleted upstream: version %s -> %s; the optional object's files leave the volume %s", obj, file, from, to, poll)
+	case r.OldVersion == fetch.AbsentVersion:
+		return fmt.Sprintf("%s%s was created upstream: version %s -> %s; the optional object's files join the volume %s", obj, file, from, to, poll)
+	}
+	return fmt.Sprintf("%s%s changed upstream: version %s -> %s; the volume gets the new value %s", obj, file, from, to, poll)
 }
 
 // EventName is the Event's name: the pod's name and a hash of the pod, the

@@ -228,7 +228,9 @@ func (r *Recorder) Mounted(namespace, name, uid string, results []fetch.ObjectRe
 	p.seen = now
 	for i := range results {
 		res := &results[i]
-		if res.Err != nil || res.Entry == nil {
+		// A directory object's own result is its listing (names, not a
+		// value): its members are results of their own.
+		if res.Err != nil || res.Entry == nil || res.Object != nil && res.Object.Dir != nil {
 			continue
 		}
 		if m := p.keys[res.Key]; m != nil {
@@ -266,7 +268,9 @@ func (r *Recorder) Mounted(namespace, name, uid string, results []fetch.ObjectRe
 // mounted an older version of it and has not had an Event for this
 // version yet. A first value (Old nil), a value refused upstream (New nil:
 // its pods' next Mount fails, and kubelet reports that) and a change
-// without a new version post nothing. It never blocks.
+// without a new version post nothing. An optional object created or
+// deleted upstream is a change of version (from or to
+// fetch.AbsentVersion). It never blocks.
 func (r *Recorder) OnChange(ev fetch.Event) {
 	if ev.Old == nil || ev.New == nil || ev.Old.Version == ev.New.Version {
 		return

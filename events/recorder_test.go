@@ -417,3 +417,31 @@ func TestConcurrentMountsAndChanges(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A directory object's listing is not a value the pod mounted (its
+// members are): a new listing posts nothing. An optional object created or
+// deleted upstream posts, with a message that says so.
+func TestListingsSkippedAbsentObjectsPosted(t *testing.T) {
+	r := New(&fakeSink{}, Options{})
+	listing := result("tags:[]", "secrets", "list-2-abc")
+	listing.Object.Dir = &fetch.Dir{}
+	absent := result("later", "later", fetch.AbsentVersion)
+	absent.Entry = &fetch.Entry{Absent: true, Version: fetch.AbsentVersion}
+	r.Mounted("app", "a", "u", []fetch.ObjectResult{listing, absent, result("db", "db", "v1")})
+	if k := r.Keys("app", "a", "u"); k != 2 {
+		t.Fatalf("%d keys, want the absent object and db, not the listing", k)
+	}
+	r.OnChange(change("tags:[]", "list-2-abc", "list-3-def"))
+	r.OnChange(change("later", fetch.AbsentVersion, "v1"))
+	r.OnChange(change("db", "v1", fetch.AbsentVersion))
+	got := queued(r)
+	if names(got) != "app/a kms/later absent->v1; app/a kms/db v1->absent" {
+		t.Fatalf("rotations %q", names(got))
+	}
+	if m := Message(got[0]); !strings.Contains(m, "was created upstream") {
+		t.Errorf("message %q", m)
+	}
+	if m := Message(got[1]); !strings.Contains(m, "was deleted upstream") {
+		t.Errorf("message %q", m)
+	}
+}
