@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzJMESPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzResponseDecoding$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzShapedFiles$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./fetch -run '^$$' -fuzz '^FuzzTemplates$$' -fuzztime $(FUZZTIME)
 
 # The product the way users run it: helm install into a one-node Kubernetes
 # stood up here (containerd, kubelet, the real driver), pods mounting through

@@ -160,7 +160,7 @@ type MountError struct {
 
 func (e *MountError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d objects failed: ", len(e.Failures), e.Total)
+	fmt.Fprintf(&b, "%d of %d %s failed: ", len(e.Failures), e.Total, e.noun())
 	for i, f := range e.Failures {
 		if i > 0 {
 			b.WriteString("; ")
@@ -388,6 +388,11 @@ func (f *Fetcher) FetchAllowed(ctx context.Context, id *auth.Identity, spec *Spe
 	}
 	if len(me.Failures) > 0 {
 		return nil, results, me
+	}
+	// Templated files, from the files above; drops those of file: false.
+	var rerr error
+	if files, rerr = renderTemplates(spec, files); rerr != nil {
+		return nil, results, rerr
 	}
 	if spec.dynamic {
 		if oe := checkDynamicPaths(files); oe != nil {

@@ -39,6 +39,7 @@ const (
 	ParamRegion          = "region"
 	ParamPathTranslation = "pathTranslation"
 	ParamFailoverRegion  = "failoverRegion"
+	ParamTemplates       = "templates"
 )
 
 // Limits on untrusted input. Attributes come from the SecretProviderClass
@@ -129,6 +130,9 @@ type Object struct {
 	// fileID is File's object_version id ("<type>/<path>"), computed
 	// once here rather than on every Mount.
 	fileID string
+	// NoFile (file: false): the object's files only feed templates and
+	// are left out of the volume (template.go).
+	NoFile bool
 
 	// Dir makes the object a directory of every object an OOS path or a
 	// set of KMS tags lists (dir.go); Name is then the path or the tags.
@@ -164,6 +168,9 @@ func (o *Object) Paths() []string {
 // Ref names the object in messages: objects[i] "name" (type); a
 // directory by what it lists, a listed member by its name and directory.
 func (o *Object) Ref() string {
+	if o.Type == TypeTemplate {
+		return fmt.Sprintf("templates[%d] %q", o.Index, o.Name) // a template's synthetic object
+	}
 	switch {
 	case o.Dir != nil:
 		return fmt.Sprintf("objects[%d] %s (%s)", o.Index, o.Dir, o.Type)
@@ -222,6 +229,8 @@ type Spec struct {
 	dirs bool
 	// Notes are non-fatal remarks for the log (never secret).
 	Notes []string
+	// Templates are the templated files (template.go).
+	Templates []*Template
 }
 
 // Files lists every file path of the spec in order.
@@ -328,6 +337,9 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 		spec.dynamic = spec.dynamic || o.KeysAsFiles || o.History > 0 || o.Dir != nil
 		spec.dirs = spec.dirs || o.Dir != nil
 	}
+	if err := parseTemplates(params, spec); err != nil {
+		return nil, err
+	}
 	if err := checkCollisions(spec); err != nil {
 		return nil, err
 	}
@@ -344,12 +356,12 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 type specMemo struct{ m *memo.Map[specKey, *Spec] }
 
 // specKey is everything a parse reads.
-type specKey struct{ objects, pathTranslation, region, failoverRegion string }
+type specKey struct{ objects, pathTranslation, region, failoverRegion, templates string }
 
 const maxParsed = 512
 
 func (sm *specMemo) parse(params map[string]string) (*Spec, error) {
-	key := specKey{params[ParamObjects], params[ParamPathTranslation], params[ParamRegion], params[ParamFailoverRegion]}
+	key := specKey{params[ParamObjects], params[ParamPathTranslation], params[ParamRegion], params[ParamFailoverRegion], params[ParamTemplates]}
 	if s, ok := sm.m.Get(key); ok {
 		return s, nil
 	}
@@ -395,7 +407,7 @@ func (r rawObject) equal(o *rawObject) bool {
 		r.ObjectEncoding == o.ObjectEncoding && r.ObjectFormat == o.ObjectFormat && r.KeysAsFiles == o.KeysAsFiles &&
 		(r.ObjectVersionHistory == nil) == (o.ObjectVersionHistory == nil) && r.FailoverRegion == o.FailoverRegion &&
 		r.ObjectPath == o.ObjectPath && r.Recursive == o.Recursive && (r.ObjectTags == nil) == (o.ObjectTags == nil) &&
-		r.Optional == o.Optional
+		r.Optional == o.Optional && (r.File == nil) == (o.File == nil)
 }
 
 var (
@@ -412,6 +424,7 @@ func parseObject(i int, r *rawObject, spec *Spec) (*Object, error) {
 		Version: r.ObjectVersion, VersionLabel: r.ObjectVersionLabel,
 		KMSEndpoint: r.KMSEndpoint, CrossAccountRoleArn: r.CrossAccountRoleArn,
 	}
+	o.NoFile = r.File != nil && !*r.File
 	switch strings.ToLower(r.ObjectType) {
 	case "", "kms":
 		o.Type = TypeKMS
@@ -626,6 +639,9 @@ func checkCollisions(spec *Spec) error {
 		for j, jf := range o.JMES {
 			all = append(all, item{jf.Path, fmt.Sprintf("objects[%d].jmesPath[%d].objectAlias", o.Index, j), false})
 		}
+	}
+	for _, t := range spec.Templates {
+		all = append(all, item{t.Path, fmt.Sprintf("templates[%d].fileName", t.Index), false})
 	}
 	for _, it := range all {
 		if prev, ok := owner[it.path]; ok {
