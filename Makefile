@@ -41,7 +41,7 @@ e2e:
 
 # The race detector on every package that shares state.
 unit:
-	$(GO) test -count=1 -race ./fetch/... ./auth/... ./csi/... ./fs/... ./metrics/...
+	$(GO) test -count=1 -race ./fetch/... ./auth/... ./csi/... ./fs/... ./metrics/... ./events/...
 
 # The Helm chart rendered by a real helm and decoded strictly (own module).
 chart:
