@@ -646,3 +646,25 @@ func TestTemplateInputUnderAPlainFile(t *testing.T) {
 		t.Fatalf("a path under a plain file: %v", err)
 	}
 }
+
+// TestTemplateReadsAListing: a template reads the files of a directory
+// object (named at each Mount), and file: false keeps its members out.
+func TestTemplateReadsAListing(t *testing.T) {
+	spec, err := ParseParameters(tmplParams("- objectPath: /app/prod/\n  objectType: oos\n  objectAlias: prod\n  file: false\n",
+		oneTemplate("app.env", `DB={{ secret "prod/db" | dotenvQuote }}{{ if exists "prod/gone" }}x{{ end }}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := spec.Objects[0]
+	if !dir.NoFile || dir.Dir == nil {
+		t.Fatalf("object %+v", dir)
+	}
+	member := &Object{Name: "/app/prod/db", Type: TypeOOS, File: "prod/db", parent: dir}
+	files, err := renderTemplates(spec, []File{{Path: "prod/db", ID: "oos/prod/db", Data: Bytes("p$w"), Version: "2", obj: member}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Path != "app.env" || string(files[0].Data) != `DB="p\$w"` {
+		t.Fatalf("files %+v", files)
+	}
+}
