@@ -26,7 +26,7 @@ import (
 func pathSeed() *emulator.Seed {
 	seed := emulator.DemoSeed()
 	for i := 0; i < 25; i++ {
-		seed.Parameters = append(seed.Parameters, emulator.Parameter{Name: fmt.Sprintf("/app/prod/p%02d", i), Value: fmt.Sprintf("value-%02d", i)})
+		seed.Parameters = append(seed.Parameters, emulator.Parameter{Name: fmt.Sprintf("/app/prod/p%02d", i), Value: fmt.Sprintf("prodval-%02d", i)})
 	}
 	seed.Parameters = append(seed.Parameters,
 		emulator.Parameter{Name: "/app/prod/db/user", Value: "nested"},
@@ -83,7 +83,7 @@ func TestOOSPathDirectory(t *testing.T) {
 	for i := 0; i < 25; i++ {
 		path := fmt.Sprintf("prod/p%02d", i)
 		f, ok := got[path]
-		if !ok || string(f.data) != fmt.Sprintf("value-%02d", i) || f.mode.Perm() != 0o440 {
+		if !ok || string(f.data) != fmt.Sprintf("prodval-%02d", i) || f.mode.Perm() != 0o440 {
 			t.Fatalf("%s: %q mode %o (present %v)", path, f.data, f.mode.Perm(), ok)
 		}
 		if vers["oos/"+path] != "1" {

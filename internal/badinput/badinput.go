@@ -132,4 +132,13 @@ var Cases = []struct {
 	{"objectTags with kmsEndpoint", map[string]string{"objects": "- objectTags: {a: b}\n  objectAlias: d\n  kmsEndpoint: kms.cn-hangzhou.aliyuncs.com"}, "objects[0].kmsEndpoint"},
 	{"directory over a file", map[string]string{"objects": "- objectName: d\n- objectTags: {a: b}\n  objectAlias: d"}, "objects[1]"},
 	{"optional not a bool", map[string]string{"objects": "- objectName: a\n  optional: maybe"}, "parameter objects"},
+	// templates (and file: false), replayed through the socket too.
+	{"template unknown function", map[string]string{"objects": "- objectName: a", "templates": "- fileName: app.env\n  template: '{{ env \"HOME\" }}'"}, "templates[0].template"},
+	{"template range", map[string]string{"objects": "- objectName: a", "templates": "- fileName: app.env\n  template: '{{ range 1000000000 }}x{{ end }}'"}, "templates[0].template"},
+	{"template recursion", map[string]string{"objects": "- objectName: a", "templates": "- fileName: x\n  template: '{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}'"}, "templates[0].template"},
+	{"template printf width", map[string]string{"objects": "- objectName: a", "templates": "- fileName: x\n  template: '{{ printf \"%0999999999d\" 1 }}'"}, "templates[0].template"},
+	{"template secret of nothing", map[string]string{"objects": "- objectName: a", "templates": "- fileName: x\n  template: '{{ secret \"b\" }}'"}, "templates[0].template"},
+	{"template fileName dotdot", map[string]string{"objects": "- objectName: a", "templates": "- fileName: ../x\n  template: y"}, "templates[0].fileName"},
+	{"template over an object", map[string]string{"objects": "- objectName: a", "templates": "- fileName: a\n  template: y"}, "templates[0].fileName"},
+	{"file false without templates", map[string]string{"objects": "- objectName: a\n  file: false"}, "objects[0].file"},
 }
