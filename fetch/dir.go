@@ -248,48 +248,34 @@ func (s *SDKSource) listOOS(ctx context.Context, c *sdkClient, t Target) ([]stri
 		if page > t.ListMax/oosByPathPageSize+1 {
 			return nil, tooMany(t)
 		}
-		var got []*string
-		var next *string
-		var status *int32
+		var pg oosPage
+		var err error
 		if t.Type == TypeOOS {
-			r, err := c.oos.GetSecretParametersByPathWithContext(ctx, &oos.GetSecretParametersByPathRequest{
+			var r *oos.GetSecretParametersByPathResponse
+			r, err = c.oos.GetSecretParametersByPathWithContext(ctx, &oos.GetSecretParametersByPathRequest{
 				Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive), WithDecryption: dara.Bool(false),
 				MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
 			}, &dara.RuntimeOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if r == nil || r.Body == nil {
-				return nil, malformed(t, "no body")
-			}
-			status, next = r.StatusCode, r.Body.NextToken
-			for _, p := range r.Body.Parameters {
-				if p != nil {
-					got = append(got, p.Name)
-				}
+			if r != nil && r.Body != nil {
+				pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
 			}
 		} else {
-			r, err := c.oos.GetParametersByPathWithContext(ctx, &oos.GetParametersByPathRequest{
+			var r *oos.GetParametersByPathResponse
+			r, err = c.oos.GetParametersByPathWithContext(ctx, &oos.GetParametersByPathRequest{
 				Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive),
 				MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
 			}, &dara.RuntimeOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if r == nil || r.Body == nil {
-				return nil, malformed(t, "no body")
-			}
-			status, next = r.StatusCode, r.Body.NextToken
-			for _, p := range r.Body.Parameters {
-				if p != nil {
-					got = append(got, p.Name)
-				}
+			if r != nil && r.Body != nil {
+				pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
 			}
 		}
-		if status == nil || *status/100 != 2 {
+		if err != nil {
+			return nil, err
+		}
+		if pg.status == nil || *pg.status/100 != 2 {
 			return nil, malformed(t, "a non-2xx status without an error body")
 		}
-		for _, n := range got {
+		for _, n := range pg.names {
 			if n == nil || !strings.HasPrefix(*n, t.List.Path) || len(*n) == len(t.List.Path) {
 				return nil, malformed(t, "a listed parameter outside the path")
 			}
@@ -301,14 +287,35 @@ func (s *SDKSource) listOOS(ctx context.Context, c *sdkClient, t Target) ([]stri
 		if len(names) > t.ListMax {
 			return nil, tooMany(t)
 		}
-		if next == nil || *next == "" {
+		if pg.next == nil || *pg.next == "" {
 			return names, nil
 		}
-		if token != nil && *token == *next {
+		if token != nil && *token == *pg.next {
 			return nil, malformed(t, "the same NextToken twice")
 		}
-		token = next
+		token = pg.next
 	}
+}
+
+// oosPage is what one page of either ByPath action answers.
+type oosPage struct {
+	status *int32
+	next   *string
+	names  []*string
+}
+
+// namesOf are the names of a ByPath page's parameters, in order.
+func namesOf[E any, P interface {
+	*E
+	GetName() *string
+}](ps []P) []*string {
+	out := make([]*string, 0, len(ps))
+	for _, p := range ps {
+		if p != nil {
+			out = append(out, p.GetName())
+		}
+	}
+	return out
 }
 
 // kmsListSecrets is the KMS client's own description of ListSecrets.
