@@ -88,8 +88,13 @@ func TestRotationEvents(t *testing.T) {
 	client, closeClient := providerClient(t, p)
 	defer closeClient()
 
-	const ns = "rotation-events"
-	ensureNamespace(ctx, t, admin, ns)
+	// A namespace of its own per run: the API server outlives one test
+	// (go test -count=N starts it once).
+	nsObj, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rotation-events-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := nsObj.Name
 	var pods []podRef
 	for _, name := range []string{"web-0", "web-1"} {
 		created, err := admin.CoreV1().Pods(ns).Create(ctx, newPod(name, ns, "", "app-secrets"), metav1.CreateOptions{})
