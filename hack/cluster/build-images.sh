@@ -69,7 +69,9 @@ for c in buildah go python3 sha256sum; do
 done
 busybox=/bin/busybox
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
-"${busybox}" --list 2>/dev/null | grep -qx mount || fail "${busybox} missing (Debian busybox-static)"
+# grep reads the whole list: busybox writes it one name a write, and with
+# pipefail an early-exiting grep -q could fail the check by SIGPIPE.
+"${busybox}" --list 2>/dev/null | grep -x mount >/dev/null || fail "${busybox} missing (Debian busybox-static)"
 # Debian's busybox package (dynamic) installs the same path; it would not run FROM scratch.
 ! command -v dpkg >/dev/null || dpkg -S "${busybox}" 2>/dev/null | grep -q '^busybox-static:' ||
   fail "${busybox} is not from busybox-static (a dynamic busybox cannot run in these images)"
