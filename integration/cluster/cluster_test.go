@@ -18,8 +18,9 @@ import (
 // TestCluster runs the product the way users run it, in one release that
 // the steps upgrade in place: installed with the worker RAM role (the
 // chart's default), switched to AccessKey + AssumeRole, to RRSA and back,
-// restarted, given the FUSE view and finally uninstalled. The steps share
-// the release, so they run in this order; each makes its own namespace.
+// restarted, given rotation events and the FUSE view and finally
+// uninstalled. The steps share the release, so they run in this order; each
+// makes its own namespace.
 func TestCluster(t *testing.T) {
 	needCluster(t)
 	s.registerOIDC(t)
@@ -39,6 +40,7 @@ func TestCluster(t *testing.T) {
 		{"PodRRSA", testPodRRSA},
 		{"UpgradeToWorkerRoleAndNodePublishSecret", testNodePublishSecret},
 		{"ProviderRestart", testProviderRestart},
+		{"DirectoriesTemplatesOptionalEvents", testDirectoriesTemplatesOptionalEvents},
 		{"FUSEViewAndUninstall", testFUSEAndUninstall},
 	}
 	for _, st := range steps {
@@ -173,11 +175,7 @@ spec:
 		}
 	}
 	// The driver writes only what the provider returned.
-	ls, err := s.exec(ns, "guide-fields", "ls", "/mnt/secrets-store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Fields(ls); strings.Join(got, " ") != "app_param db-password db-username db.json" {
+	if got := s.ls(t, ns, "guide-fields", "/mnt/secrets-store"); strings.Join(got, " ") != "app_param db-password db-username db.json" {
 		t.Errorf("files in the volume: %v", got)
 	}
 }

@@ -499,3 +499,16 @@ func (s *suite) dumpNamespace(t testing.TB, ns string) {
 		}
 	}
 }
+
+// ls lists a directory inside the pod's container, sorted, without the
+// hidden entries (the driver's ..data and timestamped directories).
+func (s *suite) ls(t testing.TB, ns, pod, dir string) []string {
+	t.Helper()
+	out, err := s.exec(ns, pod, "ls", dir)
+	if err != nil {
+		t.Fatalf("ls %s in %s/%s: %v", dir, ns, pod, err)
+	}
+	names := strings.Fields(out)
+	sort.Strings(names)
+	return names
+}
