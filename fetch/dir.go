@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
@@ -60,10 +61,11 @@ type Dir struct {
 	memo atomic.Pointer[dirMembers]
 }
 
-// dirMembers is one listing's member objects: a pure function of the
-// listing entry and the object.
+// dirMembers is one listing's names and member objects: a pure function
+// of the listing entry and the object.
 type dirMembers struct {
 	entry *Entry
+	names []string
 	objs  []*Object
 	err   error
 }
@@ -201,34 +203,97 @@ func ListAction(t ObjectType) string {
 	return "ListSecrets"
 }
 
-// list reads a listing: the names, sorted, at most t.ListMax of them.
-func (s *SDKSource) list(ctx context.Context, c *sdkClient, t Target) (Result, error) {
-	var names []string
-	var err error
-	if t.Type == TypeKMS {
-		names, err = s.listKMS(ctx, c, t)
-	} else {
-		names, err = s.listOOS(ctx, c, t)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	return listResult(names), nil
+// ListPager is a Source that reads a directory object's listing a page at
+// a time. The fetcher pages (listAll), so each page takes its own
+// rate-limit token and fetch slot and is counted as one upstream call.
+type ListPager interface {
+	ListPage(ctx context.Context, id *auth.Identity, t Target, cursor string) (ListPage, error)
 }
 
+// ListPage is one page of a listing.
+type ListPage struct {
+	Names []string // the names the page lists (KMS: those with every tag)
+	Next  string   // the next page's cursor; "" on the last page
+	// Scanned is how many entries the page held before the tag filter.
+	Scanned int
+}
+
+// ListOverLimit is the version of a listing refused for its size: cached
+// like a value (its Data is the reason), so an oversized listing is read
+// once per TTL, not at every Mount.
+const ListOverLimit = "over-limit"
+
+// listAll reads every page of t's listing. The names are sorted and
+// de-duplicated; past t.ListMax, or past the page and scan bounds, the
+// listing stops and is the ListOverLimit value.
+func (f *Fetcher) listAll(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	lp, ok := f.source.(ListPager)
+	if !ok {
+		return Result{}, &Error{Kind: KindInvalid, Service: t.Type.Service(), Message: "this provider's source cannot list objectPath or objectTags"}
+	}
+	var names []string
+	seen := map[string]bool{}
+	cursor, scanned := "", 0
+	for page := 0; ; page++ {
+		if page >= maxListPages(t) {
+			return overLimit(fmt.Sprintf("the listing did not end within %d pages; narrow the %s", page, listWhat(t))), nil
+		}
+		release, err := f.slot(ctx, t)
+		if err != nil {
+			return Result{}, err
+		}
+		start := time.Now()
+		p, err := lp.ListPage(ctx, id, t, cursor)
+		release()
+		code := ""
+		if err != nil {
+			code = errCode(err)
+		}
+		f.obs.UpstreamCall(t.Type, ListAction(t.Type), t.Name, code, time.Since(start))
+		if err != nil {
+			return Result{}, err
+		}
+		for _, n := range p.Names {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+		scanned += p.Scanned
+		switch {
+		case len(names) > t.ListMax:
+			return overLimit(fmt.Sprintf("the listing holds more than %d objects (--max-listed-objects); narrow the %s, or raise the flag", t.ListMax, listWhat(t))), nil
+		case p.Next == "":
+			return listResult(names), nil
+		case p.Next == cursor:
+			return Result{}, malformed(t, "the same page cursor twice")
+		case scanned >= maxKMSListScanned:
+			return overLimit(fmt.Sprintf("the tag %s=%s alone matches more than %d secrets; make the first tag in key order the most selective, or add a tag fewer secrets carry", t.List.Tags[0][0], t.List.Tags[0][1], maxKMSListScanned)), nil
+		}
+		cursor = p.Next
+	}
+}
+
+// maxListPages bounds a listing's pages: enough for ListMax names (OOS) or
+// for maxKMSListScanned secrets at full pages (KMS), and a little more.
+func maxListPages(t Target) int {
+	if t.Type == TypeKMS {
+		return maxKMSListScanned/kmsListPageSize + 2
+	}
+	return t.ListMax/oosByPathPageSize + 2
+}
+
+func overLimit(msg string) Result { return Result{Data: Bytes(msg), Version: ListOverLimit} }
+
 // listResult encodes a listing as a cache value: the sorted names, one per
-// line (no name holds a newline), and a version that changes with them.
+// line (no name holds a newline: ListPage refuses one), and a version that
+// changes with them.
 func listResult(names []string) Result {
 	sort.Strings(names)
 	data := strings.Join(names, "\n")
 	h := fnv.New64a()
 	h.Write([]byte(data)) //nolint:errcheck // hash writes cannot fail
 	return Result{Data: Bytes(data), Version: listVersionPrefix + strconv.Itoa(len(names)) + "-" + strconv.FormatUint(h.Sum64(), 16)}
-}
-
-func tooMany(t Target) error {
-	return &Error{Kind: KindInvalid, Service: t.Type.Service(), Action: ListAction(t.Type), Message: fmt.Sprintf(
-		"the listing holds more than %d objects (--max-listed-objects); narrow the %s, or raise the flag", t.ListMax, listWhat(t))}
 }
 
 func listWhat(t Target) string {
@@ -238,63 +303,87 @@ func listWhat(t Target) string {
 	return "tags"
 }
 
-// listOOS pages through GetSecretParametersByPath (without decryption) or
-// GetParametersByPath, keeping the names only.
-func (s *SDKSource) listOOS(ctx context.Context, c *sdkClient, t Target) ([]string, error) {
-	var names []string
-	var token *string
-	seen := map[string]bool{}
-	for page := 0; ; page++ {
-		if page > t.ListMax/oosByPathPageSize+1 {
-			return nil, tooMany(t)
+// ListPage reads one page of t's listing with one call. The cursor is the
+// OOS NextToken, or the KMS page number; "" is the first page.
+func (s *SDKSource) ListPage(ctx context.Context, id *auth.Identity, t Target, cursor string) (p ListPage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = ListPage{}, sdkPanic(t, r)
 		}
-		var pg oosPage
-		var err error
-		if t.Type == TypeOOS {
-			var r *oos.GetSecretParametersByPathResponse
-			r, err = c.oos.GetSecretParametersByPathWithContext(ctx, &oos.GetSecretParametersByPathRequest{
-				Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive), WithDecryption: dara.Bool(false),
-				MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
-			}, &dara.RuntimeOptions{})
-			if r != nil && r.Body != nil {
-				pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
-			}
-		} else {
-			var r *oos.GetParametersByPathResponse
-			r, err = c.oos.GetParametersByPathWithContext(ctx, &oos.GetParametersByPathRequest{
-				Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive),
-				MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
-			}, &dara.RuntimeOptions{})
-			if r != nil && r.Body != nil {
-				pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if pg.status == nil || *pg.status/100 != 2 {
-			return nil, malformed(t, "a non-2xx status without an error body")
-		}
-		for _, n := range pg.names {
-			if n == nil || !strings.HasPrefix(*n, t.List.Path) || len(*n) == len(t.List.Path) {
-				return nil, malformed(t, "a listed parameter outside the path")
-			}
-			if !seen[*n] {
-				seen[*n] = true
-				names = append(names, *n)
-			}
-		}
-		if len(names) > t.ListMax {
-			return nil, tooMany(t)
-		}
-		if pg.next == nil || *pg.next == "" {
-			return names, nil
-		}
-		if token != nil && *token == *pg.next {
-			return nil, malformed(t, "the same NextToken twice")
-		}
-		token = pg.next
+	}()
+	if id == nil || id.Credential == nil {
+		return ListPage{}, &Error{Kind: KindUnauthenticated, Service: t.Type.Service(), Message: "no credential"}
 	}
+	c, err := s.client(id, t)
+	if err != nil {
+		return ListPage{}, err
+	}
+	if t.Type == TypeKMS {
+		p, err = s.kmsListPage(ctx, c, t, cursor)
+	} else {
+		p, err = s.oosListPage(ctx, c, t, cursor)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		e := Classify(t.Type.Service(), ListAction(t.Type), err)
+		if e.Kind == KindThrottled && e.RetryAfter == 0 {
+			e.RetryAfter = c.http.hint()
+		}
+		return ListPage{}, e
+	}
+	for _, n := range p.Names {
+		if n == "" || strings.ContainsAny(n, "\n\r\x00") {
+			return ListPage{}, malformed(t, "an empty listed name, or one with a line break")
+		}
+	}
+	return p, nil
+}
+
+// oosListPage is one GetSecretParametersByPath page (without decryption)
+// or GetParametersByPath page, the names only.
+func (s *SDKSource) oosListPage(ctx context.Context, c *sdkClient, t Target, cursor string) (ListPage, error) {
+	var token *string
+	if cursor != "" {
+		token = dara.String(cursor)
+	}
+	var pg oosPage
+	var err error
+	if t.Type == TypeOOS {
+		var r *oos.GetSecretParametersByPathResponse
+		r, err = c.oos.GetSecretParametersByPathWithContext(ctx, &oos.GetSecretParametersByPathRequest{
+			Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive), WithDecryption: dara.Bool(false),
+			MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
+		}, &dara.RuntimeOptions{})
+		if r != nil && r.Body != nil {
+			pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
+		}
+	} else {
+		var r *oos.GetParametersByPathResponse
+		r, err = c.oos.GetParametersByPathWithContext(ctx, &oos.GetParametersByPathRequest{
+			Path: dara.String(t.List.Path), Recursive: dara.Bool(t.List.Recursive),
+			MaxResults: dara.Int32(oosByPathPageSize), NextToken: token,
+		}, &dara.RuntimeOptions{})
+		if r != nil && r.Body != nil {
+			pg = oosPage{r.StatusCode, r.Body.NextToken, namesOf(r.Body.Parameters)}
+		}
+	}
+	if err != nil {
+		return ListPage{}, err
+	}
+	if pg.status == nil || *pg.status/100 != 2 {
+		return ListPage{}, malformed(t, "a non-2xx status without an error body")
+	}
+	out := ListPage{Names: make([]string, 0, len(pg.names)), Next: dara.StringValue(pg.next)}
+	for _, n := range pg.names {
+		if n == nil || !strings.HasPrefix(*n, t.List.Path) || len(*n) == len(t.List.Path) {
+			return ListPage{}, malformed(t, "a listed parameter outside the path")
+		}
+		out.Names = append(out.Names, *n)
+	}
+	out.Scanned = len(out.Names)
+	return out, nil
 }
 
 // oosPage is what one page of either ByPath action answers.
@@ -321,58 +410,58 @@ func namesOf[E any, P interface {
 // kmsListSecrets is the KMS client's own description of ListSecrets.
 var kmsListSecrets = kmsRPC("ListSecrets")
 
-// listKMS pages through ListSecrets filtered by the first tag (ListSecrets
-// filters match one tag per key-value pair), with each secret's tags, and
-// keeps the secrets that carry every tag.
-func (s *SDKSource) listKMS(ctx context.Context, c *sdkClient, t Target) ([]string, error) {
+// kmsListPage is one ListSecrets page filtered by the first tag (a
+// ListSecrets filter matches one tag per key-value pair), with each
+// secret's tags; it keeps the secrets that carry every tag.
+func (s *SDKSource) kmsListPage(ctx context.Context, c *sdkClient, t Target, cursor string) (ListPage, error) {
+	page := 1
+	if cursor != "" {
+		n, err := strconv.Atoi(cursor)
+		if err != nil || n < 1 {
+			return ListPage{}, &Error{Kind: KindInternal, Service: TypeKMS, Message: "bad listing cursor"}
+		}
+		page = n
+	}
 	first := t.List.Tags[0]
 	filters, _ := json.Marshal([]map[string]any{ // strings only: cannot fail
 		{"Key": "TagKey", "Values": []string{first[0]}},
 		{"Key": "TagValue", "Values": []string{first[1]}},
 	})
-	var names []string
-	scanned := 0
-	for page := int32(1); ; page++ {
-		query := map[string]any{
-			"FetchTags": dara.String("true"), "Filters": dara.String(string(filters)),
-			"PageNumber": dara.Int32(page), "PageSize": dara.Int32(kmsListPageSize),
+	query := map[string]any{
+		"FetchTags": dara.String("true"), "Filters": dara.String(string(filters)),
+		"PageNumber": dara.Int32(int32(page)), "PageSize": dara.Int32(kmsListPageSize), //nolint:gosec // page is bounded by maxListPages
+	}
+	body, err := c.kms.CallApiWithCtx(ctx, kmsListSecrets, &openapi.OpenApiRequest{Query: openapiutil.Query(query)}, &dara.RuntimeOptions{})
+	if err != nil {
+		return ListPage{}, err
+	}
+	r := &kms.ListSecretsResponse{}
+	if err := dara.Convert(body, &r); err != nil {
+		return ListPage{}, err
+	}
+	if r.StatusCode == nil || *r.StatusCode/100 != 2 || r.Body == nil {
+		return ListPage{}, malformed(t, "a non-2xx status without an error body")
+	}
+	if r.Body.TotalCount == nil {
+		return ListPage{}, malformed(t, "TotalCount missing")
+	}
+	var list []*kms.ListSecretsResponseBodySecretListSecret
+	if r.Body.SecretList != nil {
+		list = r.Body.SecretList.Secret
+	}
+	out := ListPage{Scanned: len(list)}
+	for _, sec := range list {
+		if sec == nil || sec.SecretName == nil || *sec.SecretName == "" {
+			return ListPage{}, malformed(t, "a listed secret without a SecretName")
 		}
-		body, err := c.kms.CallApiWithCtx(ctx, kmsListSecrets, &openapi.OpenApiRequest{Query: openapiutil.Query(query)}, &dara.RuntimeOptions{})
-		if err != nil {
-			return nil, err
-		}
-		r := &kms.ListSecretsResponse{}
-		if err := dara.Convert(body, &r); err != nil {
-			return nil, err
-		}
-		if r.StatusCode == nil || *r.StatusCode/100 != 2 || r.Body == nil {
-			return nil, malformed(t, "a non-2xx status without an error body")
-		}
-		var list []*kms.ListSecretsResponseBodySecretListSecret
-		if r.Body.SecretList != nil {
-			list = r.Body.SecretList.Secret
-		}
-		for _, sec := range list {
-			if sec == nil || sec.SecretName == nil || *sec.SecretName == "" {
-				return nil, malformed(t, "a listed secret without a SecretName")
-			}
-			if hasTags(sec, t.List.Tags) {
-				names = append(names, *sec.SecretName)
-			}
-		}
-		scanned += len(list)
-		if len(names) > t.ListMax {
-			return nil, tooMany(t)
-		}
-		total := int(dara.Int32Value(r.Body.TotalCount))
-		if len(list) == 0 || scanned >= total {
-			return names, nil
-		}
-		if scanned >= maxKMSListScanned {
-			return nil, &Error{Kind: KindInvalid, Service: TypeKMS, Action: "ListSecrets", Message: fmt.Sprintf(
-				"the tag %s=%s alone matches more than %d secrets; put the most selective tag first in sort order, or add a tag that fewer secrets carry", first[0], first[1], maxKMSListScanned)}
+		if hasTags(sec, t.List.Tags) {
+			out.Names = append(out.Names, *sec.SecretName)
 		}
 	}
+	if len(list) > 0 && page*kmsListPageSize < int(*r.Body.TotalCount) {
+		out.Next = strconv.Itoa(page + 1)
+	}
+	return out, nil
 }
 
 func hasTags(sec *kms.ListSecretsResponseBodySecretListSecret, want [][2]string) bool {
@@ -392,24 +481,49 @@ func hasTags(sec *kms.ListSecretsResponseBodySecretListSecret, want [][2]string)
 	return true
 }
 
-// members turns a listing into o's member objects, remembered until the
-// listing changes. A listed name that cannot name a file (after
-// pathTranslation) or that lands on another member's file is an error
-// naming it: names are never rewritten.
-func (o *Object) members(e *Entry, sep string) ([]*Object, error) {
+// listing is o's listing entry split into names, with every name's member
+// object when all can be named: remembered until the entry changes.
+func (o *Object) listing(e *Entry, sep string) *dirMembers {
 	if m := o.Dir.memo.Load(); m != nil && m.entry == e {
-		return m.objs, m.err
+		return m
 	}
-	objs, err := expand(o, e, sep)
-	o.Dir.memo.Store(&dirMembers{entry: e, objs: objs, err: err})
-	return objs, err
+	var names []string
+	if len(e.Data) > 0 {
+		names = strings.Split(string(e.Data), "\n")
+	}
+	objs, err := expand(o, names, sep)
+	m := &dirMembers{entry: e, names: names, objs: objs, err: err}
+	o.Dir.memo.Store(m)
+	return m
 }
 
-func expand(o *Object, e *Entry, sep string) ([]*Object, error) {
-	if len(e.Data) == 0 {
-		return nil, nil
+// membersFor returns the member objects of o's listing e that allow lets
+// the pod read, and the names it hides. Names are checked before they are
+// named: a hidden name can neither fail the Mount nor appear in its error.
+func (o *Object) membersFor(e *Entry, sep string, allow Allow) (objs []*Object, hidden []string, err error) {
+	m := o.listing(e, sep)
+	if allow == nil {
+		return m.objs, nil, m.err
 	}
-	names := strings.Split(string(e.Data), "\n")
+	var ok []string
+	for _, n := range m.names {
+		if allow(o.Type, n) != nil {
+			hidden = append(hidden, n)
+		} else {
+			ok = append(ok, n)
+		}
+	}
+	if len(hidden) == 0 {
+		return m.objs, nil, m.err
+	}
+	objs, err = expand(o, ok, sep)
+	return objs, hidden, err
+}
+
+// expand names the member objects of o for names. A listed name that
+// cannot name a file (after pathTranslation) or that lands on another
+// member's file is an error naming it: names are never rewritten.
+func expand(o *Object, names []string, sep string) ([]*Object, error) {
 	objs := make([]*Object, 0, len(names))
 	owner := make(map[string]string, len(names))
 	for _, name := range names {
@@ -490,7 +604,7 @@ func (f *Fetcher) expandDirs(ctx context.Context, id *auth.Identity, spec *Spec,
 
 	me := &MountError{Total: len(spec.Objects)}
 	objs = make([]*Object, 0, len(spec.Objects))
-	total, j := 0, 0
+	total, j, capped := 0, 0, false
 	for _, o := range spec.Objects {
 		if o.Dir == nil {
 			objs = append(objs, o)
@@ -498,28 +612,27 @@ func (f *Fetcher) expandDirs(ctx context.Context, id *auth.Identity, spec *Spec,
 		}
 		r := &listed[j]
 		j++
+		if r.Err == nil && r.Entry.Version == ListOverLimit {
+			r.Err = &Error{Kind: KindInvalid, Message: string(r.Entry.Data)}
+		}
 		if r.Err != nil {
 			me.Failures = append(me.Failures, ObjectError{o, hint(o, r.Key, r.Err)})
 			continue
 		}
-		ms, err := o.members(r.Entry, spec.PathSeparator)
+		ms, hidden, err := o.membersFor(r.Entry, spec.PathSeparator, allow)
+		r.Hidden = hidden
 		if err != nil {
 			r.Err = err
 			me.Failures = append(me.Failures, ObjectError{o, err})
 			continue
 		}
 		total += len(ms)
-		for _, m := range ms {
-			if allow != nil && allow(m.Type, m.Name) != nil {
-				r.Hidden = append(r.Hidden, m.Name)
-				continue
-			}
-			objs = append(objs, m)
+		if total > f.opts.MaxListed && !capped {
+			capped = true
+			me.Failures = append(me.Failures, ObjectError{o, &Error{Kind: KindInvalid, Message: fmt.Sprintf(
+				"with this listing, the listings of this Mount hold more than %d objects together (--max-listed-objects); narrow the paths or tags, or raise the flag", f.opts.MaxListed)}})
 		}
-	}
-	if len(me.Failures) == 0 && total > f.opts.MaxListed {
-		me.Failures = append(me.Failures, ObjectError{listed[0].Object, &Error{Kind: KindInvalid, Message: fmt.Sprintf(
-			"the class's listings hold %d objects together, over --max-listed-objects (%d); narrow the paths or tags, or raise the flag", total, f.opts.MaxListed)}})
+		objs = append(objs, ms...)
 	}
 	if len(me.Failures) > 0 {
 		return nil, listed, me

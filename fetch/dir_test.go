@@ -1,8 +1,15 @@
 package fetch
 
 import (
+	"context"
+	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
 )
 
 func TestParseDirectoryObjects(t *testing.T) {
@@ -53,14 +60,14 @@ func TestListingExpansion(t *testing.T) {
 	}
 	o := parse("")
 	e := &Entry{Data: listResult([]string{"/app/b", "/app/a/x"}).Data}
-	ms, err := o.members(e, "_")
+	ms, _, err := o.membersFor(e, "_", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) != 2 || ms[0].File != "d/a_x" || ms[1].File != "d/b" || ms[0].Name != "/app/a/x" || ms[0].Encoding != EncodingBase64 || ms[0].Parent() != o {
 		t.Fatalf("members %+v %+v", ms[0], ms[1])
 	}
-	if again, _ := o.members(e, "_"); again[0] != ms[0] {
+	if again, _, _ := o.membersFor(e, "_", nil); again[0] != ms[0] {
 		t.Fatal("the same listing entry must give the same members")
 	}
 
@@ -79,7 +86,7 @@ func TestListingExpansion(t *testing.T) {
 		if c.pt == "False" {
 			sep = ""
 		}
-		_, err := o.members(&Entry{Data: listResult(c.names).Data}, sep)
+		_, _, err := o.membersFor(&Entry{Data: listResult(c.names).Data}, sep, nil)
 		if err == nil || KindOf(err) != KindInvalid {
 			t.Fatalf("%v: %v", c.names, err)
 		}
@@ -100,3 +107,103 @@ func TestListResultVersionFollowsNames(t *testing.T) {
 		t.Fatal("another name, the same version")
 	}
 }
+
+// The policy sees every listed name before it is named: a hidden name can
+// neither fail the Mount nor appear in its error.
+func TestHiddenNamesAreCheckedFirst(t *testing.T) {
+	s, err := ParseParameters(map[string]string{"objects": "- objectPath: /p/\n  objectType: oos\n  objectAlias: d\n  recursive: true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := s.Objects[0]
+	e := &Entry{Data: listResult([]string{"/p/mine", "/p/theirs/x", "/p/theirs_x"}).Data}
+	if _, _, err := o.membersFor(e, "_", nil); err == nil {
+		t.Fatal("without a policy the collision is the Mount's")
+	}
+	allow := func(_ ObjectType, name string) error {
+		if strings.HasPrefix(name, "/p/theirs") {
+			return errors.New("not yours")
+		}
+		return nil
+	}
+	ms, hidden, err := o.membersFor(e, "_", allow)
+	if err != nil || len(ms) != 1 || ms[0].Name != "/p/mine" || len(hidden) != 2 {
+		t.Fatalf("members %v hidden %v err %v", ms, hidden, err)
+	}
+}
+
+// pager is a ListPager of fixed pages, counting calls.
+type pager struct {
+	pages [][]string
+	calls int
+}
+
+func (p *pager) Get(context.Context, *auth.Identity, Target) (Result, error) {
+	return Result{}, errors.New("not a value source")
+}
+
+func (p *pager) ListPage(_ context.Context, _ *auth.Identity, _ Target, cursor string) (ListPage, error) {
+	p.calls++
+	i := 0
+	if cursor != "" {
+		i, _ = strconv.Atoi(cursor)
+	}
+	lp := ListPage{Names: p.pages[i], Scanned: len(p.pages[i])}
+	if i+1 < len(p.pages) {
+		lp.Next = strconv.Itoa(i + 1)
+	}
+	return lp, nil
+}
+
+type callCounter struct {
+	NopObserver
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) UpstreamCall(_ ObjectType, action, _, _ string, _ time.Duration) {
+	c.mu.Lock()
+	c.calls[action]++
+	c.mu.Unlock()
+}
+
+// Each page of a listing is one counted call; duplicates across pages are
+// dropped; a listing over the cap is a value, cached for the TTL.
+func TestListingPagesAndCap(t *testing.T) {
+	pg := &pager{pages: [][]string{{"/p/a", "/p/b"}, {"/p/b", "/p/c"}, {"/p/d"}}}
+	obs := &callCounter{calls: map[string]int{}}
+	f := NewFetcher(NewCache(CacheOptions{}), pg, FetcherOptions{Region: "cn-hangzhou", Observer: obs, MaxListed: 3})
+	spec, err := ParseParameters(map[string]string{"objects": "- objectPath: /p/\n  objectType: oos\n  objectAlias: d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tg, err := f.Key(testIdentity(), spec, spec.Objects[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.ListMax = 10
+	res, err := f.listAll(context.Background(), testIdentity(), tg)
+	if err != nil || string(res.Data) != "/p/a\n/p/b\n/p/c\n/p/d" {
+		t.Fatalf("listing %q: %v", res.Data, err)
+	}
+	if pg.calls != 3 || obs.calls["GetSecretParametersByPath"] != 3 {
+		t.Fatalf("%d pages read, %d counted; want 3 each", pg.calls, obs.calls["GetSecretParametersByPath"])
+	}
+
+	// Through Fetch: over --max-listed-objects (3) is refused, and the
+	// refusal is cached: a second Mount lists nothing.
+	pg.pages, pg.calls = [][]string{{"/p/a", "/p/b", "/p/c", "/p/d"}, {"/p/e"}}, 0
+	_, _, err = f.Fetch(context.Background(), testIdentity(), spec)
+	if err == nil || !strings.Contains(err.Error(), "--max-listed-objects") {
+		t.Fatalf("over the cap: %v", err)
+	}
+	first := pg.calls
+	if _, _, err = f.Fetch(context.Background(), testIdentity(), spec); err == nil {
+		t.Fatal("the second Mount got past the cap")
+	}
+	if first != 1 || pg.calls != first {
+		t.Fatalf("the refused listing was read again: %d pages, then %d", first, pg.calls)
+	}
+}
+
+func testIdentity() *auth.Identity { return &auth.Identity{Fingerprint: "fp"} }

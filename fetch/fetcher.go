@@ -389,6 +389,13 @@ func (f *Fetcher) FetchAllowed(ctx context.Context, id *auth.Identity, spec *Spe
 	if len(me.Failures) > 0 {
 		return nil, results, me
 	}
+	// Every object file, those of file: false included, is checked before
+	// a template reads them: a listed name must not shadow another file.
+	if spec.dynamic && len(spec.Templates) > 0 {
+		if oe := checkDynamicPaths(files); oe != nil {
+			return nil, results, &MountError{Total: len(objs), Failures: []ObjectError{*oe}}
+		}
+	}
 	// Templated files, from the files above; drops those of file: false.
 	var rerr error
 	if files, rerr = renderTemplates(spec, files); rerr != nil {
@@ -576,6 +583,9 @@ func (f *Fetcher) onceBatch(ctx context.Context, id *auth.Identity, bs BatchSour
 }
 
 func (f *Fetcher) once(ctx context.Context, id *auth.Identity, t Target) (Result, error) {
+	if t.List != nil {
+		return f.listAll(ctx, id, t) // a slot, a token and a count per page
+	}
 	release, err := f.slot(ctx, t)
 	if err != nil {
 		return Result{}, err

@@ -258,7 +258,7 @@ func (s *SDKSource) get(ctx context.Context, id *auth.Identity, t Target) (Resul
 	var res Result
 	switch {
 	case t.List != nil:
-		res, err = s.list(ctx, c, t)
+		return Result{}, &Error{Kind: KindInternal, Service: t.Type.Service(), Message: "a listing is read a page at a time (ListPage)"}
 	case t.Type == TypeKMS && t.History > 0:
 		res, err = s.getKMSHistory(ctx, c, t)
 	case t.Type == TypeKMS:
