@@ -134,12 +134,16 @@ func TestHiddenNamesAreCheckedFirst(t *testing.T) {
 
 // pager is a ListPager of fixed pages, counting calls.
 type pager struct {
-	pages [][]string
-	calls int
+	pages  [][]string
+	calls  int
+	values map[string]string
 }
 
-func (p *pager) Get(context.Context, *auth.Identity, Target) (Result, error) {
-	return Result{}, errors.New("not a value source")
+func (p *pager) Get(_ context.Context, _ *auth.Identity, t Target) (Result, error) {
+	if v, ok := p.values[t.Name]; ok {
+		return Result{Data: Bytes(v), Version: "1"}, nil
+	}
+	return Result{}, &Error{Kind: KindNotFound, Message: "no such object"}
 }
 
 func (p *pager) ListPage(_ context.Context, _ *auth.Identity, _ Target, cursor string) (ListPage, error) {
@@ -207,3 +211,33 @@ func TestListingPagesAndCap(t *testing.T) {
 }
 
 func testIdentity() *auth.Identity { return &auth.Identity{Fingerprint: "fp"} }
+
+// A listed member cannot shadow a file: false object that a template
+// reads: the collision fails the Mount instead of feeding the template.
+func TestListedNameCannotShadowATemplateInput(t *testing.T) {
+	pg := &pager{pages: [][]string{{"host"}}, values: map[string]string{"real": "db.internal", "host": "attacker.example"}}
+	f := NewFetcher(NewCache(CacheOptions{}), pg, FetcherOptions{Region: "cn-hangzhou"})
+	spec, err := ParseParameters(map[string]string{
+		"pathTranslation": "False",
+		"objects":         "- objectName: real\n  objectAlias: cfg/host\n  file: false\n- objectTags: {team: pay}\n  objectAlias: cfg",
+		"templates":       "- fileName: dsn\n  template: 'postgres://{{ secret \"cfg/host\" }}/db'",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _, err := f.Fetch(context.Background(), testIdentity(), spec)
+	if err == nil {
+		t.Fatalf("a listed name shadowed a template input: %v", fileNames(files))
+	}
+	if !strings.Contains(err.Error(), "cfg/host") || strings.Contains(err.Error(), "attacker") || strings.Contains(err.Error(), "db.internal") {
+		t.Fatalf("error %q", err)
+	}
+}
+
+func fileNames(fs []File) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Path + "=" + string(f.Data)
+	}
+	return out
+}
