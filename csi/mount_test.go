@@ -195,3 +195,24 @@ func TestMountOneErrorNamesEveryFailedObject(t *testing.T) {
 		t.Errorf("%d upstream reads, want every object tried (3)", n)
 	}
 }
+
+// A directory object's names are checked by the policy as they are listed;
+// without the pod's namespace no rule can apply, so the Mount is refused as
+// for any object, before anything is listed, instead of mounting an empty
+// directory.
+func TestMountDirectoryWithoutNamespaceUnderPolicy(t *testing.T) {
+	pol := &policyFunc{allow: func(ns, _, _, _ string) error {
+		if ns == "" {
+			return errors.New("the mount carries no pod namespace; the CSIDriver must have podInfoOnMount: true")
+		}
+		return nil
+	}}
+	m := newMountFakes(fetch.FetcherOptions{}, nil, pol)
+	_, err := m.srv.Mount(context.Background(), mountRequest("", "- objectPath: /app/\n  objectType: oos\n  objectAlias: app\n"))
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "podInfoOnMount") {
+		t.Fatalf("a directory without a namespace: %v", err)
+	}
+	if len(pol.asked) != 1 || m.resolver.calls.Load() != 0 || m.source.calls() != 0 {
+		t.Fatalf("policy asked %v, resolver %d calls, source %d", pol.asked, m.resolver.calls.Load(), m.source.calls())
+	}
+}

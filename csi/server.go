@@ -222,7 +222,7 @@ func (s *Server) Mount(ctx context.Context, req *v1alpha1.MountRequest) (resp *v
 	}
 	if pol := s.Policy; pol != nil {
 		for _, o := range spec.Objects {
-			if o.Dir != nil {
+			if o.Dir != nil && ns != "" {
 				continue // every name it lists is checked before it is read
 			}
 			if err := pol.Allow(ns, attrs[AttrServiceAccount], string(o.Type), o.Name); err != nil {
