@@ -165,7 +165,11 @@ func parseDir(o *Object, r *rawObject, f func(string) string) (bool, error) {
 		return false, verr(f("objectTags"), "has %d tags, over the limit of %d", len(r.ObjectTags), MaxTags)
 	}
 	d := &Dir{}
-	for k, v := range r.ObjectTags {
+	for k, tv := range r.ObjectTags {
+		v := tv.text
+		if tv.notString {
+			return false, verr(f("objectTags"), "the value of tag %q is not a string: YAML reads an unquoted on, yes, 01, 1.0 or 0x10 as a boolean or a number, which would match another tag value; quote it, e.g. {%s: \"01\"}", textutil.Truncate(k, 64), textutil.Truncate(k, 64))
+		}
 		if k == "" {
 			return false, verr(f("objectTags"), "has an empty tag key; name the key")
 		}
@@ -190,6 +194,22 @@ func parseDir(o *Object, r *rawObject, f func(string) string) (bool, error) {
 	b, _ := json.Marshal(d.Tags) // strings only: cannot fail
 	o.Dir, o.Name = d, "tags:"+string(b)
 	return true, nil
+}
+
+// tagValue is an objectTags value as written. The YAML library turns an
+// unquoted scalar into a string for a string field, rewriting it (01 is
+// "1", on is "true"); with its own decoder the value arrives as YAML read
+// it, and anything but a string is refused.
+type tagValue struct {
+	text      string
+	notString bool
+}
+
+func (t *tagValue) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &t.text); err != nil {
+		*t = tagValue{notString: true}
+	}
+	return nil
 }
 
 // ListAction is the API action that lists a directory object of t.

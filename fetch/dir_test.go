@@ -241,3 +241,15 @@ func fileNames(fs []File) []string {
 	}
 	return out
 }
+
+// A quoted tag value is kept as written; an unquoted 01 is refused (YAML
+// would make it "1") in the shared bad-input table.
+func TestTagValuesAsWritten(t *testing.T) {
+	s, err := ParseParameters(map[string]string{"objects": "- objectTags: {build: \"01\", \"on\": \"yes\"}\n  objectAlias: d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Objects[0].Dir.Tags; len(got) != 2 || got[0] != [2]string{"build", "01"} || got[1] != [2]string{"on", "yes"} {
+		t.Fatalf("tags %v", got)
+	}
+}

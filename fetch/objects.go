@@ -84,9 +84,9 @@ type rawObject struct {
 	FailoverRegion       string `json:"failoverRegion"`
 	// ObjectPath (oos, oos-parameter) or ObjectTags (kms) replace
 	// objectName: a directory of every object found (dir.go).
-	ObjectPath string            `json:"objectPath"`
-	Recursive  bool              `json:"recursive"`
-	ObjectTags map[string]string `json:"objectTags"`
+	ObjectPath string              `json:"objectPath"`
+	Recursive  bool                `json:"recursive"`
+	ObjectTags map[string]tagValue `json:"objectTags"`
 	// Optional: a missing object (NotFound) leaves its files out.
 	Optional bool `json:"optional"`
 	// File: false keeps the object's files out of the volume; it only

@@ -127,6 +127,8 @@ var Cases = []struct {
 	{"objectTags empty value", map[string]string{"objects": "- objectTags: {team: \"\"}\n  objectAlias: d"}, "objects[0].objectTags"},
 	{"objectTags control key", map[string]string{"objects": "- objectTags: {\"a\\tb\": x}\n  objectAlias: d"}, "objects[0].objectTags"},
 	{"objectTags too many", map[string]string{"objects": "- objectTags: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11}\n  objectAlias: d"}, "objects[0].objectTags"},
+	{"objectTags unquoted number", map[string]string{"objects": "- objectTags: {build: 01}\n  objectAlias: d"}, "objects[0].objectTags"},
+	{"objectTags unquoted boolean", map[string]string{"objects": "- objectTags: {enabled: on}\n  objectAlias: d"}, "objects[0].objectTags"},
 	{"objectTags not a map", map[string]string{"objects": "- objectTags: [team, payments]\n  objectAlias: d"}, "parameter objects"},
 	{"objectTags with recursive", map[string]string{"objects": "- objectTags: {a: b}\n  objectAlias: d\n  recursive: true"}, "objects[0].recursive"},
 	{"objectTags with kmsEndpoint", map[string]string{"objects": "- objectTags: {a: b}\n  objectAlias: d\n  kmsEndpoint: kms.cn-hangzhou.aliyuncs.com"}, "objects[0].kmsEndpoint"},
