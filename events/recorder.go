@@ -272,7 +272,9 @@ func (r *Recorder) Mounted(namespace, name, uid string, results []fetch.ObjectRe
 // deleted upstream is a change of version (from or to
 // fetch.AbsentVersion). It never blocks.
 func (r *Recorder) OnChange(ev fetch.Event) {
-	if ev.Old == nil || ev.New == nil || ev.Old.Version == ev.New.Version {
+	// A read in the failover region and back is the same version
+	// (fetch.BaseVersion): nothing rotated.
+	if ev.Old == nil || ev.New == nil || fetch.BaseVersion(ev.Old.Version) == fetch.BaseVersion(ev.New.Version) {
 		return
 	}
 	now := r.opts.Now()

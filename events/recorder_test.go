@@ -152,6 +152,9 @@ func TestNoRotationWithoutANewVersionAndNoDuplicates(t *testing.T) {
 	r.OnChange(fetch.Event{Key: key("db"), New: &fetch.Entry{Version: "v1"}})                       // first value
 	r.OnChange(fetch.Event{Key: key("db"), Old: &fetch.Entry{Version: "v1"}, Err: fmt.Errorf("x")}) // refused
 	r.OnChange(fetch.Event{Key: key("db"), Old: &fetch.Entry{Version: "v1", Data: fetch.Bytes("a")}, New: &fetch.Entry{Version: "v1", Data: fetch.Bytes("b")}})
+	// A read in the failover region and back is the same version.
+	r.OnChange(change("db", "v1", "v1@cn-shanghai"))
+	r.OnChange(change("db", "v1@cn-shanghai", "v1"))
 	if got := queued(r); len(got) != 0 {
 		t.Fatalf("rotations %q for changes without a new version", names(got))
 	}

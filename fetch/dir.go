@@ -85,6 +85,9 @@ func (d *Dir) String() string {
 	return "objectTags {" + strings.Join(parts, ", ") + "}"
 }
 
+// IsListing reports whether k is a directory object's listing, not a value.
+func (k Key) IsListing() bool { return strings.HasPrefix(k.Selector, "list") }
+
 // selector is the listing's cache key selector.
 func (d *Dir) selector() string {
 	if d.Recursive {

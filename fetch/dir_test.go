@@ -253,3 +253,14 @@ func TestTagValuesAsWritten(t *testing.T) {
 		t.Fatalf("tags %v", got)
 	}
 }
+
+func TestBaseVersion(t *testing.T) {
+	for v, want := range map[string]string{"v1": "v1", "v1@cn-shanghai": "v1", "3@ap-southeast-1": "3", "a@b@cn-beijing": "a@b", "x@not a region": "x@not a region", "@cn-hangzhou": "@cn-hangzhou"} {
+		if got := BaseVersion(v); got != want {
+			t.Errorf("BaseVersion(%q) = %q, want %q", v, got, want)
+		}
+	}
+	if !(Key{Selector: "list,recursive"}).IsListing() || (Key{Selector: "optional,"}).IsListing() {
+		t.Fatal("IsListing")
+	}
+}

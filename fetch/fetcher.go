@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/auth"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/aliyun"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/memo"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/textutil"
 )
@@ -496,6 +497,15 @@ func (f *Fetcher) FetchFunc(id *auth.Identity, t Target) FetchFunc {
 		}
 		return fres, nil
 	}
+}
+
+// BaseVersion is a version without the "@<region>" a read in the failover
+// region adds: the same upstream version, wherever it was read.
+func BaseVersion(v string) string {
+	if i := strings.LastIndexByte(v, '@'); i > 0 && aliyun.ValidRegion(v[i+1:]) {
+		return v[:i]
+	}
+	return v
 }
 
 // failsOver reports whether a failure in the primary region sends the read

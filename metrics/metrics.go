@@ -311,8 +311,8 @@ func (m *Metrics) RateLimitWait(t fetch.ObjectType, d time.Duration) {
 // bytes. A first value (Old nil) and a value refused upstream (New nil) are
 // not changes of a served value.
 func (m *Metrics) CacheChanged(ev fetch.Event) {
-	if ev.Old == nil || ev.New == nil {
-		return
+	if ev.Old == nil || ev.New == nil || ev.Key.IsListing() {
+		return // a listing's names are not a value
 	}
 	t := float64(ev.New.FetchedAt.UnixNano()) / 1e9
 	svc := service(ev.Key.Type)

@@ -25,9 +25,12 @@ func TestSecretLastChangeByType(t *testing.T) {
 	old := &fetch.Entry{Version: "v1", Data: fetch.Bytes("old secret value")}
 	m.CacheChanged(changeOf(fetch.TypeKMS, "db-pass", nil, time.Unix(100, 0))) // first value
 	m.CacheChanged(fetch.Event{Key: fetch.Key{Type: fetch.TypeKMS, Name: "db-pass"}, Old: old})
+	listing := changeOf(fetch.TypeKMS, `tags:[["team","pay"]]`, old, time.Unix(200, 0))
+	listing.Key.Selector = "list"
+	m.CacheChanged(listing) // a listing's names changed: not a value
 	s := scrape(t, m)
 	if s.Has(p + "secret_last_change_timestamp_seconds") {
-		t.Fatal("a first value or a refusal set the last change time")
+		t.Fatal("a first value, a refusal or a listing set the last change time")
 	}
 	m.CacheChanged(changeOf(fetch.TypeKMS, "db-pass", old, time.Unix(1_700_000_000, 500_000_000)))
 	m.CacheChanged(changeOf(fetch.TypeOOS, "p", old, time.Unix(1_700_000_100, 0)))

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/events"
+	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/fetch"
 	"github.com/alibabacloud-go/csi-secrets-store-provider-alibabacloud/internal/kube"
 )
 
 // newRecorder builds serve's rotation events (--emit-events) against the
 // API server of --kubeconfig, else the pod's own service account.
-func newRecorder(kubeconfig string, cacheTTL time.Duration, log *slog.Logger, obs events.Observer) (*events.Recorder, error) {
+func newRecorder(kubeconfig string, cacheTTL time.Duration, maxListed int, log *slog.Logger, obs events.Observer) (*events.Recorder, error) {
 	cfg, err := kube.Config(kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("--emit-events: no Kubernetes API server: %w; run in a pod with its service account token (chart value events.enable), or pass --kubeconfig", err)
@@ -21,7 +22,10 @@ func newRecorder(kubeconfig string, cacheTTL time.Duration, log *slog.Logger, ob
 	if err != nil {
 		return nil, fmt.Errorf("--emit-events: %w", err)
 	}
-	return events.New(sink, events.Options{CacheTTL: cacheTTL, Log: log, Observer: obs}), nil
+	// A pod's record holds every value one Mount can serve: its objects
+	// and as many listed ones as --max-listed-objects lets in.
+	keys := max(128, fetch.MaxObjects+maxListed)
+	return events.New(sink, events.Options{CacheTTL: cacheTTL, MaxKeysPerPod: keys, Log: log, Observer: obs}), nil
 }
 
 // startRecorder subscribes rec to the cache's changes and posts until ctx

@@ -97,7 +97,7 @@ func runServe(ctx context.Context, args []string) error {
 	defer st.cache.Subscribe(mx.CacheChanged)()
 	var rec *events.Recorder
 	if so.emitEvents {
-		if rec, err = newRecorder(so.kubeconfig, so.cacheTTL, log, mx); err != nil {
+		if rec, err = newRecorder(so.kubeconfig, so.cacheTTL, so.maxListed, log, mx); err != nil {
 			return err
 		}
 	}
