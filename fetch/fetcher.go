@@ -106,7 +106,7 @@ func NewFetcher(cache *Cache, source Source, opts FetcherOptions) *Fetcher {
 			TypeOOS: rate.NewLimiter(rate.Limit(opts.OOSQPS), opts.OOSBurst),
 		},
 		obs:   opts.Observer,
-		specs: specMemo{m: &memo.Map[specKey, *Spec]{Max: maxParsed}},
+		specs: specMemo{m: &memo.Map[specKey, *Spec]{Max: maxParsed}, large: &memo.Map[specKey, *Spec]{Max: maxParsedLarge}},
 	}
 }
 

@@ -75,6 +75,24 @@ func TestParseMemoIsTheFetchers(t *testing.T) {
 	if n := f1.specs.m.Len(); n > maxParsed {
 		t.Fatalf("%d parses remembered, over the bound %d", n, maxParsed)
 	}
+	// Large classes (pod authors can send many) have a small map of their own.
+	pad := "\n# " + strings.Repeat("x", largeParams)
+	for i := range maxParsedLarge + 3 {
+		p := map[string]string{ParamObjects: "- objectName: big" + strconv.Itoa(i) + pad}
+		s1, err := f1.ParseParameters(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2, _ := f1.ParseParameters(p); s2 != s1 {
+			t.Fatal("a large class is not remembered at all")
+		}
+	}
+	if n := f1.specs.large.Len(); n != maxParsedLarge {
+		t.Fatalf("%d large parses remembered, want the bound %d", n, maxParsedLarge)
+	}
+	if n := f1.specs.m.Len(); n > maxParsed {
+		t.Fatalf("large classes went into the small classes' memo: %d", n)
+	}
 	var nilFetcher *Fetcher
 	if s, err := nilFetcher.ParseParameters(params); err != nil || len(s.Objects) != 1 {
 		t.Fatalf("a nil Fetcher: %v", err)

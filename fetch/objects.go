@@ -353,16 +353,30 @@ func ParseParameters(params map[string]string) (*Spec, error) {
 // read-only), so sharing one is safe. Bounded to maxParsed classes, the
 // least recently used dropped first. Each Fetcher holds one (NewFetcher),
 // so nothing is shared between fetchers (or tests).
-type specMemo struct{ m *memo.Map[specKey, *Spec] }
+//
+// A parsed class costs memory in proportion to its parameters (a class at
+// the limits, 64 KiB of objects and 50 templates of 64 KiB, keeps several
+// MiB of parse trees), and the parameters come from pod authors: classes
+// over largeParams bytes are remembered in a map of their own, of
+// maxParsedLarge entries, so a few hostile classes cannot hold gigabytes.
+type specMemo struct{ m, large *memo.Map[specKey, *Spec] }
 
 // specKey is everything a parse reads.
 type specKey struct{ objects, pathTranslation, region, failoverRegion, templates string }
 
-const maxParsed = 512
+const (
+	maxParsed      = 512
+	maxParsedLarge = 8
+	largeParams    = 16 << 10
+)
 
 func (sm *specMemo) parse(params map[string]string) (*Spec, error) {
 	key := specKey{params[ParamObjects], params[ParamPathTranslation], params[ParamRegion], params[ParamFailoverRegion], params[ParamTemplates]}
-	if s, ok := sm.m.Get(key); ok {
+	m := sm.m
+	if len(key.objects)+len(key.templates) > largeParams {
+		m = sm.large
+	}
+	if s, ok := m.Get(key); ok {
 		return s, nil
 	}
 	// Parsed outside the lock: a slow parse of one class does not hold up
@@ -371,7 +385,7 @@ func (sm *specMemo) parse(params map[string]string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	sm.m.Put(key, s)
+	m.Put(key, s)
 	return s, nil
 }
 
