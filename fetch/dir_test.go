@@ -64,7 +64,7 @@ func TestListingExpansion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 2 || ms[0].File != "d/a_x" || ms[1].File != "d/b" || ms[0].Name != "/app/a/x" || ms[0].Encoding != EncodingBase64 || ms[0].Parent() != o {
+	if len(ms) != 2 || ms[0].File != "d/a_x" || ms[1].File != "d/b" || ms[0].Name != "/app/a/x" || ms[0].Encoding != EncodingBase64 || ms[0].parent != o {
 		t.Fatalf("members %+v %+v", ms[0], ms[1])
 	}
 	if again, _, _ := o.membersFor(e, "_", nil); again[0] != ms[0] {
@@ -262,5 +262,39 @@ func TestBaseVersion(t *testing.T) {
 	}
 	if !(Key{Selector: "list,recursive"}).IsListing() || (Key{Selector: "optional,"}).IsListing() {
 		t.Fatal("IsListing")
+	}
+}
+
+// One rule names the RAM actions of every object in permission hints.
+func TestRAMActionHint(t *testing.T) {
+	s, err := ParseParameters(map[string]string{"objects": `
+- objectName: db
+- objectName: p
+  objectType: oos
+- objectName: h
+  objectVersionHistory: 2
+- objectPath: /app/
+  objectType: oos
+  objectAlias: d
+- objectTags: {team: pay}
+  objectAlias: t
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"kms:GetSecretValue",
+		"oos:GetSecretParameter (and kms:GetSecretValue for the parameter's KMS key)",
+		"kms:ListSecretVersionIds and kms:GetSecretValue",
+		"oos:GetSecretParametersByPath and oos:GetSecretParameters and oos:GetSecretParameter (and kms:GetSecretValue for the parameter's KMS key)",
+		"kms:ListSecrets and kms:GetSecretValue",
+	}
+	for i, o := range s.Objects {
+		if got := RAMAction(o); got != want[i] {
+			t.Errorf("%s: %q, want %q", o.Ref(), got, want[i])
+		}
+	}
+	if got := ObjectResourceARN(s.Objects[3], "cn-hangzhou"); got != "acs:oos:cn-hangzhou:*:secretparameter//app/*" {
+		t.Errorf("path ARN %q", got)
 	}
 }

@@ -321,14 +321,13 @@ func shortNetError(err error) string {
 	return textutil.Truncate(err.Error(), 160)
 }
 
-// RAMAction is the RAM action a read of t needs, for permission hints.
-func RAMAction(t ObjectType, history bool) string {
-	a := RAMActions(t, history)
-	switch {
-	case t == TypeOOS:
-		return a[0] + " (and kms:GetSecretValue for the parameter's KMS key)"
-	case len(a) == 2:
-		return a[0] + " and " + a[1]
+// RAMAction names the RAM actions reading o needs, for permission hints
+// (ObjectRAMActions, with the KMS key's action of an OOS read as a note).
+func RAMAction(o *Object) string {
+	a := ObjectRAMActions(o)
+	if o.Type == TypeOOS {
+		// The last is the KMS key's action (RAMActions).
+		return strings.Join(a[:len(a)-1], " and ") + " (and kms:GetSecretValue for the parameter's KMS key)"
 	}
-	return a[0]
+	return strings.Join(a, " and ")
 }

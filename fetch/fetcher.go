@@ -629,10 +629,7 @@ func backoff(p RetryPolicy, attempt int, last error) time.Duration {
 func hint(o *Object, k Key, err error) error {
 	switch KindOf(err) {
 	case KindPermission:
-		if o.Dir != nil {
-			return fmt.Errorf("%w; grant the identity RAM actions %s on %s", err, strings.Join(ObjectRAMActions(o), ", "), ObjectResourceARN(o, k.Region))
-		}
-		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o.Type, o.History > 0), ResourceARN(o.Type, k.Region, o.Name))
+		return fmt.Errorf("%w; grant the identity RAM action %s on %s", err, RAMAction(o), ObjectResourceARN(o, k.Region))
 	case KindNotFound:
 		return fmt.Errorf("%w; check that the %s %q (and any objectVersion/objectVersionLabel) exists in region %s", err, o.Type.Noun(), o.Name, k.Region)
 	case KindUnauthenticated:

@@ -180,9 +180,6 @@ func (o *Object) Ref() string {
 	return fmt.Sprintf("objects[%d] %q (%s)", o.Index, o.Name, o.Type)
 }
 
-// Parent is the directory object that listed o, or nil.
-func (o *Object) Parent() *Object { return o.parent }
-
 // Selector is the version selector part of the cache key: what is read
 // upstream, so a history and a single value of one name are two entries.
 func (o *Object) Selector() string {

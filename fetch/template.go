@@ -7,9 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -252,7 +253,7 @@ func parseTemplate(i int, r *rawTemplate, spec *Spec, files map[string]fileOwner
 	if err := w.list(tmpl.Root); err != nil {
 		return nil, verr(field, "%s %s", t.quoted(), err.Error())
 	}
-	t.Inputs = sortedKeys(w.inputs)
+	t.Inputs = slices.Sorted(maps.Keys(w.inputs))
 	t.tmpl, t.sum = tmpl, sha256.Sum256([]byte(r.Template))
 	t.obj = &Object{Index: i, Name: r.FileName, Type: TypeTemplate, File: path, Mode: mode, fileID: string(TypeTemplate) + "/" + path}
 	return t, nil
@@ -283,15 +284,6 @@ func leadingDigits(s string) int {
 		n++
 	}
 	return n
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // treeWalker refuses, node by node, what a template may not do, and
@@ -633,7 +625,7 @@ func (st *renderState) scrub(msg string) string {
 func (t *Template) version(read map[string]string) string {
 	h := sha256.New()
 	h.Write(t.sum[:])
-	for _, p := range sortedReadKeys(read) {
+	for _, p := range slices.Sorted(maps.Keys(read)) {
 		h.Write([]byte(strconv.Itoa(len(p))))
 		h.Write([]byte{':'})
 		h.Write([]byte(p))
@@ -643,15 +635,6 @@ func (t *Template) version(read map[string]string) string {
 		h.Write([]byte(v))
 	}
 	return "tpl-" + hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-func sortedReadKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // The helpers. Each is a pure function of its arguments (secret and exists

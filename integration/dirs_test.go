@@ -201,6 +201,11 @@ func TestKMSTagDirectory(t *testing.T) {
 	}
 	// A second Mount is served from the cache: no call at all.
 	noCalls(t, e, "a warm Mount of a tag directory", func() { p.mountOK(t, payTags, nil) })
+
+	// A denied listing names the listing's RAM actions and resource.
+	e.SetPolicy(emulator.DemoPrincipal, emulator.Policy{Deny: map[string][]string{emulator.ActionKMSListSecrets: {"*"}}})
+	_, err := p.mount(context.Background(), objects("- objectTags: {team: other}", "  objectAlias: o"), nil)
+	wantRefused(t, err, codes.PermissionDenied, "objectTags {team=other}", "RAM action kms:ListSecrets and kms:GetSecretValue on acs:kms:cn-hangzhou:*:secret/*")
 }
 
 // The namespace policy sees every listed name before its value is read:
